@@ -1,0 +1,263 @@
+"""Metrics per task, computed from a Predictions table.
+
+``compute_metrics(predictions, tasks)`` returns a tidy table (``task``, ``metric``, ``value``,
+``n``), optionally per group (``by="fold"``). Metrics are registered by name with the task kinds
+they apply to; the implementations are scikit-learn's and SciPy's. A metric that is undefined on
+the given rows (AUC with one class present, Pearson r of a constant) is NaN, never an error.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn import metrics as skm
+
+from mtbench.predictions import TaskArrays, task_arrays
+from mtbench.tasks import Task, as_task_dict
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[TaskArrays, Task], float]
+    kinds: tuple[str, ...]
+    higher_is_better: bool = True
+    description: str = ""
+
+
+_METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, kinds: Sequence[str], higher_is_better: bool = True, description: str = ""):
+    def deco(fn):
+        _METRICS[name] = Metric(name, fn, tuple(kinds), higher_is_better, description)
+        return fn
+
+    return deco
+
+
+def list_metrics(kind: str | None = None) -> list[str]:
+    return sorted(n for n, m in _METRICS.items() if kind is None or kind in m.kinds)
+
+
+def get_metric(name: str) -> Metric:
+    try:
+        return _METRICS[name]
+    except KeyError:
+        raise ValueError(f"Unknown metric {name!r}; registered: {list_metrics()}") from None
+
+
+def higher_is_better(name: str) -> bool:
+    """Direction of a metric name (``"loss"`` and errors: lower is better)."""
+    if name == "loss":
+        return False
+    return get_metric(name).higher_is_better
+
+
+def _labels(task: Task) -> list[int]:
+    return list(range(int(task.num_classes)))
+
+
+def _binary_confusion(a: TaskArrays):
+    tn, fp, fn, tp = skm.confusion_matrix(a.y, a.pred, labels=[0, 1]).ravel()
+    return tn, fp, fn, tp
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else float("nan")
+
+
+# -------------------------------------------------------------------- classification
+@register_metric("auc", ["binary", "multiclass", "ordinal"], description="ROC AUC (one-vs-rest macro for >2 classes)")
+def auc(a: TaskArrays, task: Task) -> float:
+    if len(np.unique(a.y)) < 2:
+        return float("nan")
+    if task.kind == "binary":
+        return float(skm.roc_auc_score(a.y, a.prob))
+    present = np.unique(a.y)
+    if len(present) < int(task.num_classes):
+        # Macro OvR over the classes that occur: sklearn refuses absent classes.
+        scores = [skm.roc_auc_score(a.y == k, a.prob[:, k]) for k in present]
+        return float(np.mean(scores))
+    return float(skm.roc_auc_score(a.y, a.prob, multi_class="ovr", average="macro", labels=_labels(task)))
+
+
+@register_metric("auprc", ["binary"], description="area under the precision-recall curve (average precision)")
+def auprc(a: TaskArrays, task: Task) -> float:
+    if a.y.sum() == 0:
+        return float("nan")
+    return float(skm.average_precision_score(a.y, a.prob))
+
+
+@register_metric("accuracy", ["binary", "multiclass", "ordinal"])
+def accuracy(a: TaskArrays, task: Task) -> float:
+    return float(np.mean(a.y == a.pred)) if len(a) else float("nan")
+
+
+@register_metric("balanced_accuracy", ["binary", "multiclass", "ordinal"], description="mean recall over the classes present")
+def balanced_accuracy(a: TaskArrays, task: Task) -> float:
+    if not len(a):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(skm.balanced_accuracy_score(a.y, a.pred))
+
+
+@register_metric("sensitivity", ["binary", "multiclass", "ordinal"], description="recall of the positive class (macro for >2 classes)")
+def sensitivity(a: TaskArrays, task: Task) -> float:
+    if task.kind == "binary":
+        tn, fp, fn, tp = _binary_confusion(a)
+        return _ratio(tp, tp + fn)
+    rec = skm.recall_score(a.y, a.pred, labels=np.unique(a.y), average=None, zero_division=0)
+    return float(np.mean(rec)) if len(rec) else float("nan")
+
+
+@register_metric("specificity", ["binary", "multiclass", "ordinal"], description="true-negative rate (macro one-vs-rest for >2 classes)")
+def specificity(a: TaskArrays, task: Task) -> float:
+    if task.kind == "binary":
+        tn, fp, fn, tp = _binary_confusion(a)
+        return _ratio(tn, tn + fp)
+    cm = skm.confusion_matrix(a.y, a.pred, labels=_labels(task))
+    specs = []
+    for k in range(cm.shape[0]):
+        tn = cm.sum() - cm[k, :].sum() - cm[:, k].sum() + cm[k, k]
+        fp = cm[:, k].sum() - cm[k, k]
+        if tn + fp > 0:
+            specs.append(tn / (tn + fp))
+    return float(np.mean(specs)) if specs else float("nan")
+
+
+@register_metric("precision", ["binary", "multiclass", "ordinal"], description="positive predictive value (macro for >2 classes)")
+def precision(a: TaskArrays, task: Task) -> float:
+    if task.kind == "binary":
+        tn, fp, fn, tp = _binary_confusion(a)
+        return _ratio(tp, tp + fp)
+    return float(skm.precision_score(a.y, a.pred, labels=np.unique(a.y), average="macro", zero_division=0))
+
+
+@register_metric("npv", ["binary"], description="negative predictive value")
+def npv(a: TaskArrays, task: Task) -> float:
+    tn, fp, fn, tp = _binary_confusion(a)
+    return _ratio(tn, tn + fn)
+
+
+@register_metric("f1", ["binary", "multiclass", "ordinal"], description="F1 of the positive class (macro for >2 classes)")
+def f1(a: TaskArrays, task: Task) -> float:
+    if not len(a):
+        return float("nan")
+    if task.kind == "binary":
+        return float(skm.f1_score(a.y, a.pred, labels=[0, 1], pos_label=1, zero_division=0))
+    return float(skm.f1_score(a.y, a.pred, labels=np.unique(a.y), average="macro", zero_division=0))
+
+
+@register_metric("f1_weighted", ["binary", "multiclass", "ordinal"], description="support-weighted F1 over classes")
+def f1_weighted(a: TaskArrays, task: Task) -> float:
+    if not len(a):
+        return float("nan")
+    return float(skm.f1_score(a.y, a.pred, average="weighted", zero_division=0))
+
+
+@register_metric("qwk", ["ordinal", "multiclass"], description="quadratic-weighted Cohen's kappa")
+def qwk(a: TaskArrays, task: Task) -> float:
+    if len(np.unique(np.concatenate([a.y, a.pred]))) < 2:
+        return float("nan")
+    return float(skm.cohen_kappa_score(a.y, a.pred, weights="quadratic", labels=_labels(task)))
+
+
+# ------------------------------------------------------------------------ regression
+def _reg_arrays(a: TaskArrays, task: Task):
+    y, p = np.asarray(a.y, float), np.asarray(a.pred, float)
+    return y.reshape(len(y), -1), p.reshape(len(p), -1)
+
+
+@register_metric("mae", ["regression", "ordinal"], higher_is_better=False, description="mean absolute error (class index for ordinal)")
+def mae(a: TaskArrays, task: Task) -> float:
+    if not len(a):
+        return float("nan")
+    y, p = _reg_arrays(a, task)
+    return float(np.mean(np.abs(y - p)))
+
+
+@register_metric("rmse", ["regression"], higher_is_better=False, description="root mean squared error")
+def rmse(a: TaskArrays, task: Task) -> float:
+    if not len(a):
+        return float("nan")
+    y, p = _reg_arrays(a, task)
+    return float(np.sqrt(np.mean((y - p) ** 2)))
+
+
+@register_metric("pearson_r", ["regression"], description="Pearson correlation (all targets pooled)")
+def pearson_r(a: TaskArrays, task: Task) -> float:
+    y, p = _reg_arrays(a, task)
+    y, p = y.ravel(), p.ravel()
+    if len(y) < 3 or np.std(y) == 0 or np.std(p) == 0:
+        return float("nan")
+    return float(stats.pearsonr(y, p).statistic)
+
+
+@register_metric("r2", ["regression"], description="coefficient of determination")
+def r2(a: TaskArrays, task: Task) -> float:
+    y, p = _reg_arrays(a, task)
+    if len(y) < 2:
+        return float("nan")
+    return float(skm.r2_score(y, p))
+
+
+# --------------------------------------------------------------------------- tables
+def task_metrics(arrays: TaskArrays, task: Task, metrics: Sequence[str] | None = None) -> dict[str, float]:
+    """``{metric: value}`` for one task's arrays."""
+    names = list(metrics or task.metrics)
+    out = {}
+    for name in names:
+        m = get_metric(name)
+        if task.kind not in m.kinds:
+            raise ValueError(f"Metric {name!r} does not apply to {task.kind} task {task.name!r} (kinds {m.kinds}).")
+        out[name] = m.fn(arrays, task) if len(arrays) else float("nan")
+    return out
+
+
+def compute_metrics(
+    predictions: pd.DataFrame,
+    tasks: Sequence[Task] | Mapping[str, Task] | None = None,
+    metrics: Mapping[str, Sequence[str]] | None = None,
+    by: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Metrics of each task on a Predictions table, as a tidy DataFrame.
+
+    Parameters
+    ----------
+    predictions:
+        A Predictions table (see :mod:`mtbench.predictions`).
+    tasks:
+        Tasks to score; default: those stored in ``predictions.attrs``.
+    metrics:
+        ``{task: [metric names]}`` to override the tasks' own metric lists.
+    by:
+        Column(s) to group by (e.g. ``"fold"``); metrics are computed within each group.
+
+    Returns columns ``[*by, task, metric, value, n]`` where ``n`` is the number of labelled rows.
+    """
+    from mtbench.predictions import tasks_from_attrs
+
+    tasks = as_task_dict(tasks) if tasks is not None else tasks_from_attrs(predictions)
+    metrics = dict(metrics or {})
+    by = [by] if isinstance(by, str) else list(by or [])
+    groups = predictions.groupby(by, sort=True) if by else [((), predictions)]
+    rows = []
+    for key, part in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        for name, task in tasks.items():
+            arrays = task_arrays(part, task)
+            for metric, value in task_metrics(arrays, task, metrics.get(name)).items():
+                rows.append({**dict(zip(by, key)), "task": name, "metric": metric, "value": value, "n": len(arrays)})
+    return pd.DataFrame(rows)
+
+
+def metric_value(predictions: pd.DataFrame, task: Task, metric: str) -> float:
+    """A single metric of a single task."""
+    return task_metrics(task_arrays(predictions, task), task, [metric])[metric]

@@ -1,0 +1,29 @@
+"""Models: the backbone registry and factory, task heads, the multi-task model."""
+
+from mtbench.models.backbones import (
+    Backbone,
+    TimmBackbone,
+    backbone_info,
+    create_backbone,
+    list_backbones,
+    load_state_dict_file,
+    register_backbone,
+)
+from mtbench.models import convnet as _convnet  # noqa: F401  (registers "convnet")
+from mtbench.models.convnet import ConvNet
+from mtbench.models.heads import MLPHead
+from mtbench.models.multitask import MultiTaskModel, create_model
+
+__all__ = [
+    "Backbone",
+    "ConvNet",
+    "MLPHead",
+    "MultiTaskModel",
+    "TimmBackbone",
+    "backbone_info",
+    "create_backbone",
+    "create_model",
+    "list_backbones",
+    "load_state_dict_file",
+    "register_backbone",
+]

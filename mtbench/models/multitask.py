@@ -1,0 +1,70 @@
+"""The multi-task model: one shared backbone, one head per task."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mtbench.models.backbones import Backbone, Pretrained, create_backbone
+from mtbench.models.heads import MLPHead
+from mtbench.tasks import Task, as_task_dict
+
+
+class MultiTaskModel(nn.Module):
+    """``backbone -> features -> {task: head(features)}``.
+
+    ``forward(x)`` returns ``{task_name: output}``; ``forward(x, return_features=True)`` returns
+    ``(outputs, features)`` (the shared representation, for gradient-based weightings and probes).
+    A single-task model is simply a ``MultiTaskModel`` with one head.
+    """
+
+    def __init__(self, backbone: Backbone, heads: Mapping[str, nn.Module]):
+        super().__init__()
+        if not heads:
+            raise ValueError("MultiTaskModel needs at least one head.")
+        self.backbone = backbone
+        self.heads = nn.ModuleDict(dict(heads))
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.heads.keys())
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        features = self.backbone(x)
+        outputs = {name: head(features) for name, head in self.heads.items()}
+        return (outputs, features) if return_features else outputs
+
+
+def create_model(
+    backbone: str | Backbone,
+    tasks: Sequence[Task] | Mapping[str, Task],
+    spatial_dims: int = 2,
+    in_chans: int = 1,
+    pretrained: Pretrained = False,
+    head_hidden: Sequence[int] = (),
+    head_dropout: float = 0.0,
+    backbone_kwargs: Mapping | None = None,
+    head_kwargs: Mapping | None = None,
+) -> MultiTaskModel:
+    """Build a :class:`MultiTaskModel` with an :class:`MLPHead` sized for each task.
+
+    >>> from mtbench import Task, create_model
+    >>> model = create_model("convnet", [Task("prognosis", "binary"), Task("severity", "regression")])
+    """
+    tasks = as_task_dict(tasks)
+    if isinstance(backbone, str):
+        backbone = create_backbone(
+            backbone, spatial_dims=spatial_dims, in_chans=in_chans, pretrained=pretrained, **dict(backbone_kwargs or {})
+        )
+    heads = {}
+    for name, task in tasks.items():
+        if task.kind == "segmentation":
+            raise NotImplementedError(
+                f"Task {name!r} is a segmentation task: it needs a decoder head, not an MLP head."
+            )
+        heads[name] = MLPHead(
+            backbone.num_features, task.num_outputs, hidden=head_hidden, dropout=head_dropout, **dict(head_kwargs or {})
+        )
+    return MultiTaskModel(backbone, heads)

@@ -1,0 +1,124 @@
+"""Per-sample losses for single tasks.
+
+Every loss here maps a batch of head outputs and targets to a vector of **per-sample** losses
+(shape ``[B]``), so :class:`mtbench.mtl.MultiTaskLoss` can mask samples whose label is missing
+before anything is averaged. Register a new one with :func:`register_loss`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mtbench.tasks import Task, ordinal_encode
+
+LossFn = Callable[..., torch.Tensor]
+_LOSSES: dict[str, LossFn] = {}
+
+
+def register_loss(name: str) -> Callable[[LossFn], LossFn]:
+    """Decorator: make ``fn(output, target, task, **kwargs) -> [B]`` available as ``Task(loss=name)``."""
+
+    def deco(fn: LossFn) -> LossFn:
+        if name in _LOSSES:
+            raise ValueError(f"A loss named {name!r} is already registered.")
+        _LOSSES[name] = fn
+        return fn
+
+    return deco
+
+
+def list_losses() -> list[str]:
+    return sorted(_LOSSES)
+
+
+def get_loss(name: str) -> LossFn:
+    try:
+        return _LOSSES[name]
+    except KeyError:
+        raise ValueError(f"Unknown loss {name!r}; registered losses: {list_losses()}") from None
+
+
+def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Per-sample loss of ``task`` (shape ``[B]``), computed in float32 for AMP safety."""
+    return get_loss(task.loss)(output.float(), target, task, **task.loss_kwargs)
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+@register_loss("bce")
+def bce(output, target, task, pos_weight: float | None = None):
+    """Binary cross-entropy on one logit; ``pos_weight`` up-weights positives (imbalance)."""
+    pw = None if pos_weight is None else torch.as_tensor(float(pos_weight), device=output.device)
+    return F.binary_cross_entropy_with_logits(
+        _flat(output)[:, 0], target.reshape(-1).float(), pos_weight=pw, reduction="none"
+    )
+
+
+@register_loss("focal")
+def focal(output, target, task, gamma: float = 2.0, alpha: float | None = 0.25):
+    """Focal loss (Lin et al. 2017) on one logit, for rare positives."""
+    logit = _flat(output)[:, 0]
+    y = target.reshape(-1).float()
+    ce = F.binary_cross_entropy_with_logits(logit, y, reduction="none")
+    p = torch.sigmoid(logit)
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * (1 - p_t) ** gamma
+    if alpha is not None:
+        loss = loss * (alpha * y + (1 - alpha) * (1 - y))
+    return loss
+
+
+@register_loss("ce")
+def cross_entropy(output, target, task, label_smoothing: float = 0.0, class_weights=None):
+    """Softmax cross-entropy over ``num_classes`` logits."""
+    w = None if class_weights is None else torch.as_tensor(class_weights, dtype=output.dtype, device=output.device)
+    return F.cross_entropy(
+        output, target.reshape(-1).long(), weight=w, reduction="none", label_smoothing=label_smoothing
+    )
+
+
+@register_loss("ordinal_bce")
+def ordinal_bce(output, target, task):
+    """Cumulative-link loss: mean BCE over the ``C-1`` thresholds ``P(y > k)``."""
+    bits = ordinal_encode(target, int(task.num_classes)).to(output.dtype)
+    return F.binary_cross_entropy_with_logits(output, bits, reduction="none").mean(dim=1)
+
+
+@register_loss("mse")
+def mse(output, target, task):
+    """Squared error, averaged over a task's regression targets."""
+    return F.mse_loss(_flat(output), _flat(target).to(output.dtype), reduction="none").mean(dim=1)
+
+
+@register_loss("l1")
+def l1(output, target, task):
+    return F.l1_loss(_flat(output), _flat(target).to(output.dtype), reduction="none").mean(dim=1)
+
+
+@register_loss("huber")
+def huber(output, target, task, delta: float = 1.0):
+    return F.huber_loss(_flat(output), _flat(target).to(output.dtype), reduction="none", delta=delta).mean(dim=1)
+
+
+@register_loss("onehot_mse")
+def onehot_mse(output, target, task):
+    """MSE between raw logits and a one-hot target (the original code of Ruffini et al. 2024)."""
+    onehot = F.one_hot(target.reshape(-1).long(), output.shape[1]).to(output.dtype)
+    return F.mse_loss(output, onehot, reduction="none").mean(dim=1)
+
+
+@register_loss("dice_bce")
+def dice_bce(output, target, task, smooth: float = 1.0, bce_weight: float = 0.5):
+    """Soft Dice + BCE on a one-channel logit map, per sample."""
+    logit = _flat(output)
+    y = _flat(target).to(logit.dtype)
+    p = torch.sigmoid(logit)
+    inter = (p * y).sum(dim=1)
+    dice = (2 * inter + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)
+    bce_term = F.binary_cross_entropy_with_logits(logit, y, reduction="none").mean(dim=1)
+    return (1 - bce_weight) * (1 - dice) + bce_weight * bce_term

@@ -1,0 +1,106 @@
+"""The Predictions table: the contract between training and everything after it.
+
+One row per sample. Columns:
+
+* ``sample_id`` and any meta columns (``patient_id``, ``dataset``, ``center``, ``fold`` ...);
+* per task ``t`` (see :meth:`mtbench.tasks.Task.target_columns` / ``output_columns``):
+
+  - ``t.target`` (NaN where the sample has no label for ``t``; ``t.target.j`` for multi-target regression),
+  - binary: ``t.prob`` (positive-class probability) and ``t.pred`` (0/1 at the task's threshold),
+  - multiclass / ordinal: ``t.prob.k`` for each class ``k`` and ``t.pred`` (class index),
+  - regression: ``t.pred`` (``t.pred.j`` for multi-target).
+
+Metrics, statistics, plots and reports read only this table, so they can be re-run on anyone's
+saved predictions. ``df.attrs["tasks"]`` carries the task definitions; :func:`save_predictions`
+writes them beside the CSV so :func:`load_predictions` restores them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from mtbench.tasks import Task, as_task_dict
+
+ID_COLUMN = "sample_id"
+
+
+@dataclass
+class TaskArrays:
+    """A task's labelled rows as arrays: ``y`` targets, ``prob`` probabilities (classification), ``pred``."""
+
+    y: np.ndarray
+    prob: np.ndarray | None
+    pred: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def take(self, idx: np.ndarray) -> "TaskArrays":
+        return TaskArrays(self.y[idx], None if self.prob is None else self.prob[idx], self.pred[idx])
+
+
+def validate_predictions(df: pd.DataFrame, tasks: Sequence[Task] | Mapping[str, Task]) -> None:
+    """Raise a ``ValueError`` naming every missing column; refuse duplicated sample ids."""
+    tasks = as_task_dict(tasks)
+    missing = [] if ID_COLUMN in df.columns else [ID_COLUMN]
+    for task in tasks.values():
+        missing += [c for c in task.target_columns() + task.output_columns() if c not in df.columns]
+    if missing:
+        raise ValueError(f"Predictions table lacks columns {missing} (has {list(df.columns)}).")
+
+
+def task_arrays(df: pd.DataFrame, task: Task) -> TaskArrays:
+    """The rows of ``df`` that carry a label for ``task``, as arrays."""
+    tcols = task.target_columns()
+    for c in tcols + task.output_columns():
+        if c not in df.columns:
+            raise KeyError(f"Predictions table has no column {c!r} for task {task.name!r}.")
+    y = df[tcols].to_numpy(dtype=float)
+    keep = ~np.isnan(y).any(axis=1)
+    y = y[keep]
+    pred = df.loc[keep, task.pred_columns()].to_numpy(dtype=float)
+    if task.kind == "regression":
+        if task.num_targets == 1:
+            y, pred = y[:, 0], pred[:, 0]
+        return TaskArrays(y, None, pred)
+    y = y[:, 0].astype(int)
+    pred = pred[:, 0].astype(int)
+    prob = df.loc[keep, task.prob_columns()].to_numpy(dtype=float)
+    if task.kind == "binary":
+        prob = prob[:, 0]
+    return TaskArrays(y, prob, pred)
+
+
+def tasks_from_attrs(df: pd.DataFrame) -> dict[str, Task]:
+    """Tasks stored in ``df.attrs["tasks"]`` by :func:`mtbench.train.predict` or :func:`load_predictions`."""
+    raw = df.attrs.get("tasks")
+    if not raw:
+        raise ValueError("This Predictions table carries no task definitions; pass tasks= explicitly.")
+    return as_task_dict([Task.from_dict(d) for d in raw])
+
+
+def save_predictions(df: pd.DataFrame, path: str | Path, tasks: Sequence[Task] | Mapping[str, Task] | None = None) -> Path:
+    """Write ``df`` as CSV and its tasks as ``<name>.tasks.json`` next to it."""
+    path = Path(path)
+    tasks = as_task_dict(tasks) if tasks is not None else tasks_from_attrs(df)
+    validate_predictions(df, tasks)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False)
+    path.with_suffix(".tasks.json").write_text(json.dumps([t.to_dict() for t in tasks.values()], indent=2))
+    return path
+
+
+def load_predictions(path: str | Path) -> pd.DataFrame:
+    """Read a table written by :func:`save_predictions` (tasks restored into ``attrs``)."""
+    path = Path(path)
+    df = pd.read_csv(path, dtype={ID_COLUMN: str})
+    sidecar = path.with_suffix(".tasks.json")
+    if sidecar.is_file():
+        df.attrs["tasks"] = json.loads(sidecar.read_text())
+    return df
