@@ -71,7 +71,8 @@ class TimmBackbone(Backbone):
         self.spatial_dims = 2
         self.in_chans = in_chans
         self.model = _create_timm_model(name, in_chans=in_chans, pretrained=pretrained, **kwargs)
-        self.num_features = int(self.model.num_features)
+        # Width of the pooled output: models with a pre-logits head (MobileNetV3) differ from num_features.
+        self.num_features = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         info = getattr(self.model, "feature_info", None)
         if not info:
             raise ValueError(f"timm model {name!r} has no feature_info; it cannot serve as a backbone here.")

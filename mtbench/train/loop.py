@@ -248,6 +248,14 @@ def predict(
     return table
 
 
+def _reseed_loader(loader: DataLoader, seed: int) -> None:
+    """Restart the loader's shuffling RNG, so the seed alone fixes the batch order (loaders are reused)."""
+    for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
+        g = getattr(obj, "generator", None)
+        if isinstance(g, torch.Generator):
+            g.manual_seed(seed)
+
+
 def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -301,8 +309,16 @@ def fit(
     loss = loss if loss is not None else MultiTaskLoss(tasks)
     if val_loader is None and cfg.monitor != "loss":
         raise ValueError(f"monitor={cfg.monitor!r} needs a validation loader.")
+    if cfg.monitor != "loss":
+        mon_task, _, mon_metric = cfg.monitor.partition(".")
+        if mon_task not in tasks or mon_metric not in tasks[mon_task].metrics:
+            raise ValueError(
+                f"monitor={cfg.monitor!r}: use 'loss' or '<task>.<metric>' with a task from {list(tasks)} "
+                f"and one of its metrics ({ {t: list(v.metrics) for t, v in tasks.items()} })."
+            )
     if cfg.seed is not None:
         seed_everything(cfg.seed)
+        _reseed_loader(train_loader, cfg.seed)
     device = resolve_device(cfg.device)
     amp_dtype = resolve_amp(cfg.amp, device)
     model.to(device)

@@ -1,0 +1,105 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtbench import Task
+from mtbench.metrics import compute_metrics, list_metrics, metric_value
+from mtbench.predictions import load_predictions, save_predictions, validate_predictions
+from mtbench.stats import bootstrap_metrics
+
+BIN = Task("p", "binary")
+
+
+def _binary_preds():
+    # scikit-learn's roc_auc_score docstring example: AUC = 0.75.
+    return pd.DataFrame(
+        {
+            "sample_id": ["a", "b", "c", "d"],
+            "fold": [0, 0, 1, 1],
+            "p.target": [0, 0, 1, 1],
+            "p.prob": [0.1, 0.4, 0.35, 0.8],
+            "p.pred": [0, 0, 0, 1],
+        }
+    )
+
+
+def test_binary_metrics_by_hand():
+    m = compute_metrics(_binary_preds(), [BIN]).set_index("metric")["value"]
+    assert m["auc"] == pytest.approx(0.75)
+    assert m["accuracy"] == pytest.approx(0.75)
+    assert m["sensitivity"] == pytest.approx(0.5)
+    assert m["specificity"] == pytest.approx(1.0)
+    assert m["balanced_accuracy"] == pytest.approx(0.75)
+    assert m["f1"] == pytest.approx(2 / 3)  # precision 1, recall 0.5
+    df = _binary_preds()
+    assert metric_value(df, BIN.with_options(metrics=("npv",)), "npv") == pytest.approx(2 / 3)
+
+
+def test_undefined_metrics_are_nan_not_errors():
+    df = _binary_preds()
+    by_fold = compute_metrics(df, [BIN], by="fold")
+    auc = by_fold[by_fold.metric == "auc"]["value"]
+    assert auc.isna().all()  # each fold has one class only
+    assert set(by_fold["fold"]) == {0, 1}
+
+
+def test_missing_targets_are_excluded():
+    df = _binary_preds()
+    df.loc[0, "p.target"] = np.nan
+    m = compute_metrics(df, [BIN])
+    assert (m["n"] == 3).all()
+
+
+def test_multiclass_ordinal_regression_metrics():
+    mc = Task("s", "ordinal", num_classes=3)
+    df = pd.DataFrame(
+        {
+            "sample_id": list("abcdef"),
+            "s.target": [0, 1, 2, 0, 1, 2],
+            "s.prob.0": [0.8, 0.1, 0.1, 0.6, 0.2, 0.1],
+            "s.prob.1": [0.1, 0.8, 0.2, 0.3, 0.3, 0.2],
+            "s.prob.2": [0.1, 0.1, 0.7, 0.1, 0.5, 0.7],
+            "s.pred": [0, 1, 2, 0, 2, 2],
+            "r.target": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            "r.pred": [1.5, 2.0, 2.0, 4.0, 5.0, 7.0],
+        }
+    )
+    reg = Task("r", "regression")
+    m = compute_metrics(df, [mc, reg]).set_index(["task", "metric"])["value"]
+    assert m[("s", "accuracy")] == pytest.approx(5 / 6)
+    assert m[("s", "mae")] == pytest.approx(1 / 6)
+    # QWK by hand: observed disagreement weights (1/4 for one 1->2 error) vs expected from marginals.
+    assert 0.8 < m[("s", "qwk")] < 1.0
+    assert m[("r", "mae")] == pytest.approx((0.5 + 0 + 1 + 0 + 0 + 1) / 6)
+    assert m[("r", "rmse")] == pytest.approx(np.sqrt((0.25 + 1 + 1) / 6))
+    assert m[("r", "pearson_r")] == pytest.approx(np.corrcoef(df["r.target"], df["r.pred"])[0, 1])
+
+
+def test_predictions_roundtrip_and_validation(tmp_path):
+    df = _binary_preds()
+    path = save_predictions(df, tmp_path / "preds.csv", [BIN])
+    back = load_predictions(path)
+    assert back.attrs["tasks"][0]["name"] == "p"
+    pd.testing.assert_frame_equal(compute_metrics(back), compute_metrics(df, [BIN]))
+    with pytest.raises(ValueError, match=r"lacks columns \['p.prob'\]"):
+        validate_predictions(df.drop(columns="p.prob"), [BIN])
+
+
+def test_bootstrap_ci_brackets_point_and_is_seeded():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    prob = np.clip(y * 0.3 + rng.uniform(0, 0.7, 200), 0, 1)
+    df = pd.DataFrame({"sample_id": map(str, range(200)), "p.target": y, "p.prob": prob, "p.pred": (prob > 0.5).astype(int)})
+    a = bootstrap_metrics(df, [BIN], n_boot=200, seed=1).set_index("metric")
+    b = bootstrap_metrics(df, [BIN], n_boot=200, seed=1).set_index("metric")
+    pd.testing.assert_frame_equal(a, b)
+    assert a.loc["auc", "ci_low"] < a.loc["auc", "value"] < a.loc["auc", "ci_high"]
+    small = bootstrap_metrics(df, [BIN], n_boot=200, seed=1, sample_size=50).set_index("metric")
+    # Smaller resamples (the fixed-100 style of some papers) give wider intervals.
+    assert (small.loc["auc", "ci_high"] - small.loc["auc", "ci_low"]) > (a.loc["auc", "ci_high"] - a.loc["auc", "ci_low"])
+
+
+def test_metric_registry_lists_kinds():
+    assert {"auc", "qwk", "mae", "pearson_r", "npv"} <= set(list_metrics())
+    with pytest.raises(ValueError, match="does not apply"):
+        compute_metrics(_binary_preds(), [BIN], metrics={"p": ["mae"]})

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from mtbench import MultiTaskLoss, Task, create_model
+from mtbench.data import MultiTaskDataset, make_synthetic_cxr
+from mtbench.metrics import compute_metrics
+from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+
+TASKS = [Task("prognosis", "binary"), Task("severity", "regression")]
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    d = make_synthetic_cxr(n_patients=96, size=32, seed=5)
+    t = d.table.copy()
+    t["prognosis"] = t["prognosis"].astype(float)
+    t.loc[::3, "prognosis"] = np.nan  # a third without a prognosis label
+    t["severity"] = (t["severity"] - t["severity"].mean()) / t["severity"].std()
+    out = {}
+    for name, idx in {"train": slice(0, 64), "val": slice(64, 96)}.items():
+        part = t.iloc[idx]
+        ds = MultiTaskDataset(part, TASKS, d.images[idx])
+        out[name] = make_loader(ds, batch_size=16, shuffle=name == "train", seed=0)
+    return out
+
+
+def _train(loaders, **kw):
+    seed_everything(0)
+    model = create_model("convnet", TASKS, in_chans=1, backbone_kwargs={"channels": (8, 16)})
+    cfg = dict(epochs=2, lr=1e-2, monitor="prognosis.auc", progress=False, seed=0)
+    cfg.update(kw)
+    return fit(model, loaders["train"], loaders["val"], TASKS, MultiTaskLoss(TASKS), **cfg)
+
+
+def test_same_seed_same_numbers(loaders):
+    a, b = _train(loaders), _train(loaders)
+    cols = [c for c in a.history.columns if c != "time_s"]
+    assert a.history[cols].equals(b.history[cols])
+    pa, pb = predict(a.model, loaders["val"], TASKS), predict(b.model, loaders["val"], TASKS)
+    assert compute_metrics(pa).equals(compute_metrics(pb))
+
+
+def test_predictions_table_schema(loaders):
+    res = _train(loaders, epochs=1)
+    preds = predict(res.model, loaders["val"], TASKS)
+    assert len(preds) == 32 and preds["sample_id"].is_unique
+    expected = {"sample_id", "patient_id", "prognosis.target", "prognosis.prob", "prognosis.pred", "severity.target", "severity.pred"}
+    assert set(preds.columns) == expected
+    assert preds["prognosis.prob"].between(0, 1).all()
+    assert set(preds["prognosis.pred"].unique()) <= {0, 1}
+    # Samples without a label carry NaN targets but still get predictions.
+    assert preds["prognosis.target"].isna().sum() == 10 and preds["prognosis.prob"].notna().all()
+    assert [t["name"] for t in preds.attrs["tasks"]] == ["prognosis", "severity"]
+    assert res.model.training  # predict restores the mode it found
+
+
+def test_history_and_best_checkpoint(loaders, tmp_path):
+    ckpt = tmp_path / "best.pt"
+    res = _train(loaders, epochs=3, checkpoint_path=str(ckpt))
+    h = res.history
+    assert list(h["epoch"]) == [1, 2, 3]
+    for col in ("train_loss", "train_loss.prognosis", "val_loss", "val.prognosis.auc", "val.severity.mae", "weight.severity"):
+        assert col in h.columns
+    best = h.loc[h["val.prognosis.auc"].idxmax(), "epoch"]
+    assert res.best_epoch == best
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["epoch"] == best
+    for k, v in res.model.state_dict().items():
+        assert torch.equal(v.cpu(), saved["model"][k])
+
+
+def test_early_stopping_when_nothing_improves(loaders):
+    seed_everything(0)
+    model = create_model("convnet", TASKS, in_chans=1, backbone_kwargs={"channels": (8, 16)})
+    for m in model.modules():  # freeze BatchNorm running statistics too: nothing can change
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.0
+    res = fit(model, loaders["train"], loaders["val"], TASKS, epochs=10, lr=0.0, weight_decay=0.0, patience=2, progress=False)
+    assert res.stopped_early and len(res.history) == 3 and res.best_epoch == 1
+
+
+def test_config_errors_are_clear(loaders):
+    with pytest.raises(ValueError, match="Unknown optimizer"):
+        TrainConfig(optimizer="lbfgs")
+    with pytest.raises(ValueError, match="monitor='prognosis.nope'"):
+        _train(loaders, epochs=1, monitor="prognosis.nope")
+    with pytest.raises(ValueError, match=r"monitor='grade.auc'.*from \['prognosis', 'severity'\]"):
+        _train(loaders, epochs=1, monitor="grade.auc")
+
+
+def test_amp_bf16_path_runs_on_cpu(loaders):
+    res = _train(loaders, epochs=1, amp="bf16", channels_last=True, grad_accum_steps=2, max_grad_norm=1.0)
+    assert np.isfinite(res.history["train_loss"]).all()
