@@ -153,7 +153,10 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
                 head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
                 backbone_kwargs=cfg["model"].get("backbone_kwargs"),
             )
-            loss = MultiTaskLoss(tasks, weighting=cfg["loss"]["weighting"], reduction=cfg["loss"]["reduction"])
+            loss_cfg = dict(cfg["loss"])
+            if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
+                loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
+            loss = MultiTaskLoss(tasks, **loss_cfg)
             res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=progress))
             # Score every arm on prognosis; the multi-task arm on severity too.
             preds = predict(res.model, loaders["test"], tasks)
