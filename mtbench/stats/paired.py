@@ -176,19 +176,21 @@ def paired_ttest(a, b=None, alternative: str = "two-sided", ci: float = 0.95) ->
                             float(res.pvalue), float(lo), float(hi), float(n - 1), alternative)
 
 
-def wilcoxon_test(a, b=None, zero_method: str = "wilcox", alternative: str = "two-sided", method: str = "auto") -> PairedTestResult:
+def wilcoxon_test(a, b=None, zero_method: str = "wilcox", alternative: str = "two-sided", method: str = "auto",
+                  correction: bool = False) -> PairedTestResult:
     """Wilcoxon signed-rank test of ``a - b`` (``scipy.stats.wilcoxon``), pairs matched by key.
 
     ``zero_method``: ``"wilcox"`` drops zero differences (the classic test), ``"pratt"`` ranks them
     and then drops them, ``"zsplit"`` splits their ranks between the signs (Demšar 2006). The
-    statistic is ``min(R+, R-)`` for the two-sided test.
+    statistic is ``min(R+, R-)`` for the two-sided test. ``method``: ``"exact"``, ``"approx"``
+    (normal, with a continuity ``correction`` if asked, as R's ``wilcox.test`` does) or ``"auto"``.
     """
     x, y, n = _pair(a, b)
     d = x - y
     if np.all(d == 0):
         return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), 0.0, float("nan"), 1.0,
                                 alternative=alternative, note="all differences are zero")
-    res = stats.wilcoxon(x, y, zero_method=zero_method, alternative=alternative, method=method)
+    res = stats.wilcoxon(x, y, zero_method=zero_method, alternative=alternative, method=method, correction=correction)
     return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), float(np.median(d)), float(res.statistic),
                             float(res.pvalue), alternative=alternative, note=f"zero_method={zero_method}; mean_difference is the median")
 
