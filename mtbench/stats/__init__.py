@@ -1,5 +1,84 @@
-"""Statistics on Predictions tables: bootstrap confidence intervals (more in later modules)."""
+"""Statistics on Predictions and results tables: which test answers which question.
 
-from mtbench.stats.bootstrap import bootstrap_metrics
+=====================================================  =============================================
+question                                               function
+=====================================================  =============================================
+CI of an AUC                                           :func:`delong_auc` (or :func:`bootstrap_ci`)
+CI of any metric of a Predictions table                :func:`bootstrap_metrics` (percentile / BCa)
+two scores' AUCs on the same cases                     :func:`delong_test`
+two AUCs on different cases                            :func:`delong_test_unpaired`
+any metric, two models, same cases                     :func:`bootstrap_difference`
+two classifiers' decisions, same cases                 :func:`mcnemar_test`
+two models over independent runs / data sets           :func:`paired_ttest`, :func:`wilcoxon_test`
+two models over CV folds (overlapping training sets)   :func:`corrected_resampled_ttest`,
+                                                       :func:`bayesian_correlated_ttest`
+many models over many data sets                        :func:`friedman_test`, :func:`nemenyi_test`,
+                                                       :func:`pairwise_wilcoxon`, :func:`plot_cd_diagram`
+agreement between raters                               :func:`cohen_kappa`, :func:`fleiss_kappa`
+a model against readers                                :func:`reader_study`
+a report with CIs, marks and published numbers         :func:`compare`
+=====================================================  =============================================
+"""
 
-__all__ = ["bootstrap_metrics"]
+from mtbench.stats.agreement import KappaResult, cohen_kappa, fleiss_kappa, pairwise_kappa, ratings_matrix
+from mtbench.stats.bootstrap import (
+    BootstrapResult,
+    auc_statistic,
+    bootstrap_ci,
+    bootstrap_difference,
+    bootstrap_metrics,
+    resample_indices,
+)
+from mtbench.stats.paired import (
+    BayesianResult,
+    PairedTestResult,
+    align_pairs,
+    bayesian_correlated_ttest,
+    compare_paired,
+    corrected_resampled_ttest,
+    mcnemar_test,
+    paired_ttest,
+    paired_values,
+    wilcoxon_test,
+)
+from mtbench.stats.ranking import (
+    FriedmanResult,
+    average_ranks,
+    cliques_from_cd,
+    cliques_from_pvalues,
+    control_test,
+    correct_pvalues,
+    critical_difference,
+    friedman_test,
+    nemenyi_test,
+    pairwise_wilcoxon,
+    plot_cd_diagram,
+    score_matrix,
+)
+from mtbench.stats.readers import ReaderStudyResult, operating_point, reader_study, simulate_readers
+from mtbench.stats.report import Comparison, compare, load_reference, predictions_from_scores, significance_mark
+from mtbench.stats.roc import (
+    AUCResult,
+    DeLongTestResult,
+    auc_batch,
+    auc_table,
+    delong_auc,
+    delong_covariance,
+    delong_naive,
+    delong_test,
+    delong_test_unpaired,
+    roc_points,
+)
+
+__all__ = [
+    "AUCResult", "BayesianResult", "BootstrapResult", "Comparison", "DeLongTestResult", "FriedmanResult", "KappaResult",
+    "PairedTestResult", "ReaderStudyResult",
+    "align_pairs", "auc_batch", "auc_statistic", "auc_table", "average_ranks", "bayesian_correlated_ttest",
+    "bootstrap_ci", "bootstrap_difference", "bootstrap_metrics", "cliques_from_cd", "cliques_from_pvalues",
+    "cohen_kappa", "compare", "compare_paired", "control_test", "corrected_resampled_ttest", "correct_pvalues",
+    "critical_difference", "delong_auc", "delong_covariance", "delong_naive", "delong_test", "delong_test_unpaired",
+    "fleiss_kappa", "friedman_test", "load_reference", "mcnemar_test", "nemenyi_test", "operating_point",
+    "paired_ttest", "paired_values", "pairwise_kappa", "pairwise_wilcoxon", "plot_cd_diagram",
+    "predictions_from_scores", "ratings_matrix", "reader_study", "resample_indices", "roc_points", "score_matrix",
+    "significance_mark", "simulate_readers", "wilcoxon_test",
+]
