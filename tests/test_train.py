@@ -57,7 +57,7 @@ def test_predictions_table_schema(loaders):
 
 def test_history_and_best_checkpoint(loaders, tmp_path):
     ckpt = tmp_path / "best.pt"
-    res = _train(loaders, epochs=3, checkpoint_path=str(ckpt))
+    res = _train(loaders, epochs=3, checkpoint_dir=str(tmp_path))
     h = res.history
     assert list(h["epoch"]) == [1, 2, 3]
     for col in ("train_loss", "train_loss.prognosis", "val_loss", "val.prognosis.auc", "val.severity.mae", "weight.severity"):

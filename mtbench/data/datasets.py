@@ -128,6 +128,10 @@ class MultiTaskDataset(Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
+    def sample_ids(self) -> list[str]:
+        """Sample ids in dataset order (used to restore order after gathering shards)."""
+        return self.table[self.id_column].astype(str).tolist()
+
     def label_counts(self) -> pd.DataFrame:
         """Labelled samples per task (and, for binary tasks, positives)."""
         rows = []

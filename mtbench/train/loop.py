@@ -28,6 +28,7 @@ from mtbench.metrics import compute_metrics, higher_is_better
 from mtbench.mtl.loss import MultiTaskLoss
 from mtbench.predictions import ID_COLUMN
 from mtbench.tasks import Task, as_task_dict
+from mtbench.train import distributed as ddp
 from mtbench.train.device import autocast, resolve_amp, resolve_device
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -42,6 +43,11 @@ class TrainConfig:
     ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``); ``mode`` follows the metric unless
     given. Early stopping ends training after ``patience`` epochs without improvement, but never
     before ``min_epochs``. ``amp="auto"`` enables mixed precision on CUDA only.
+
+    ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
+    continue: model, optimiser, scheduler, scaler, loss/weighting state, history and every RNG) are
+    written after each epoch. With ``resume=True`` a later ``fit`` with the same directory continues
+    from ``last.pt``, and on the CPU ends with exactly the numbers of an uninterrupted run.
     """
 
     epochs: int = 20
@@ -64,7 +70,8 @@ class TrainConfig:
     compile: bool = False
     seed: int | None = 0
     progress: bool = True
-    checkpoint_path: str | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -131,10 +138,21 @@ def make_loader(
     sampler=None,
     drop_last: bool = False,
     pin_memory: bool | None = None,
+    distributed: bool | None = None,
 ) -> DataLoader:
-    """A DataLoader whose shuffling and worker RNGs are seeded (same seed, same batches)."""
+    """A DataLoader whose shuffling and worker RNGs are seeded (same seed, same batches).
+
+    Under ``torchrun`` (``distributed=None`` detects it) the data set is sharded across ranks with a
+    ``DistributedSampler``; :func:`fit` calls its ``set_epoch`` and :func:`predict` gathers the shards.
+    """
     g = torch.Generator()
     g.manual_seed(seed)
+    if distributed is None:
+        distributed = ddp.info().enabled
+    if distributed and sampler is None:
+        from torch.utils.data.distributed import DistributedSampler
+
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -223,6 +241,12 @@ def _run_inference(
         for j, c in enumerate(task.pred_columns()):
             table[c] = pred[:, j]
     table.attrs["tasks"] = [t.to_dict() for t in tasks.values()]
+    if ddp.info().enabled:
+        ids = loader.dataset.sample_ids() if hasattr(loader.dataset, "sample_ids") else None
+        table = ddp.gather_predictions(table, ids)
+        # Loss sums include the sampler's few padding repeats; metrics (from the table) do not.
+        loss_sums = ddp.all_reduce_sum(loss_sums)
+        loss_counts = ddp.all_reduce_sum({k: float(v) for k, v in loss_counts.items()})
     val_losses = {t: loss_sums[t] / loss_counts[t] for t in tasks if loss_counts[t] > 0}
     return table, val_losses
 
@@ -242,7 +266,7 @@ def predict(
     restored afterwards.
     """
     tasks = as_task_dict(tasks)
-    dev = resolve_device(device)
+    dev = ddp.device_for_rank(resolve_device(device))
     model.to(dev)
     table, _ = _run_inference(model, loader, tasks, dev, resolve_amp(amp, dev), None, channels_last, progress, "predict")
     return table
@@ -277,6 +301,43 @@ def _monitor_value(monitor: str, val_loss: float, val_metrics: pd.DataFrame) -> 
     return float(hit["value"].iloc[0])
 
 
+def _rng_state(train_loader: DataLoader) -> dict[str, Any]:
+    import random
+
+    gens = [getattr(o, "generator", None) for o in (train_loader, getattr(train_loader, "sampler", None))]
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+        "loader": [g.get_state() if isinstance(g, torch.Generator) else None for g in gens],
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any], train_loader: DataLoader) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    gens = [getattr(o, "generator", None) for o in (train_loader, getattr(train_loader, "sampler", None))]
+    for g, st in zip(gens, state["loader"]):
+        if isinstance(g, torch.Generator) and st is not None:
+            g.set_state(st)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file and rename, so a kill mid-write never leaves a broken checkpoint."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+_RESUME_IGNORES = {"progress", "device", "resume", "checkpoint_dir", "epochs", "compile"}
+
+
 def fit(
     model: nn.Module,
     train_loader: DataLoader,
@@ -301,6 +362,10 @@ def fit(
         A :class:`~mtbench.mtl.MultiTaskLoss`; default: equal weights, masked mean.
     config, **overrides:
         A :class:`TrainConfig`, and/or its fields as keyword arguments.
+
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel, loaders made by
+    :func:`make_loader` are sharded, validation predictions are gathered from all ranks, and only
+    rank 0 writes checkpoints.
     """
     cfg = config or TrainConfig()
     if overrides:
@@ -319,13 +384,16 @@ def fit(
     if cfg.seed is not None:
         seed_everything(cfg.seed)
         _reseed_loader(train_loader, cfg.seed)
-    device = resolve_device(cfg.device)
+    dist_info = ddp.info()
+    main = dist_info.rank == 0
+    device = ddp.device_for_rank(resolve_device(cfg.device))
     amp_dtype = resolve_amp(cfg.amp, device)
     model.to(device)
     loss.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)  # no-op for 3D weights; inputs are converted per batch
-    forward_model = torch.compile(model) if cfg.compile else model
+    train_model = ddp.wrap_model(model, device)
+    forward_model = torch.compile(train_model) if cfg.compile else train_model
     params = list(model.parameters()) + [p for p in loss.parameters() if p.requires_grad]
     optimizer = _make_optimizer(params, cfg)
     scheduler = None
@@ -341,17 +409,47 @@ def fit(
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     best_score, best_epoch, best_state = float("nan"), -1, None
     history: list[dict[str, Any]] = []
-    stale, stopped_early = 0, False
-    epoch_bar = tqdm(range(1, cfg.epochs + 1), desc="epochs", disable=not cfg.progress)
+    stale, stopped_early, start_epoch = 0, False, 1
+
+    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    last_path = ckpt_dir / "last.pt" if ckpt_dir else None
+    if last_path is not None and cfg.resume and last_path.is_file():
+        state = torch.load(last_path, map_location="cpu", weights_only=False)
+        saved = {k: v for k, v in state["config"].items() if k not in _RESUME_IGNORES}
+        now = {k: v for k, v in asdict(cfg).items() if k not in _RESUME_IGNORES}
+        if saved != now:
+            diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+            raise ValueError(f"Cannot resume from {last_path}: the training configuration changed {diff}.")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        loss.load_state_dict(state["loss"])
+        history, best_score, best_epoch = state["history"], state["best_score"], state["best_epoch"]
+        best_state, stale, stopped_early = state["best_state"], state["stale"], state["finished_early"]
+        start_epoch = state["epoch"] + 1
+        _set_rng_state(state["rng"], train_loader)
+        if stopped_early:
+            start_epoch = cfg.epochs + 1  # nothing left to do
+        if main and cfg.progress:
+            print(f"Resuming from {last_path} after epoch {state['epoch']}.")
+
+    epoch_bar = tqdm(range(start_epoch, cfg.epochs + 1), desc="epochs", disable=not (cfg.progress and main))
     for epoch in epoch_bar:
         t0 = time.perf_counter()
+        for obj in (train_loader.sampler, getattr(train_loader, "batch_sampler", None)):
+            if hasattr(obj, "set_epoch"):
+                obj.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
         model.train()
         sums = {t: 0.0 for t in tasks}
         counts = {t: 0 for t in tasks}
         weight_sums: dict[str, float] = {}
         total_sum, n_batches, skipped = 0.0, 0, 0
         optimizer.zero_grad(set_to_none=True)
-        for step, batch in enumerate(tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not cfg.progress)):
+        steps = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and main))
+        for step, batch in enumerate(steps):
             x, targets, masks = _to_device(batch, device, cfg.channels_last)
             if not any(bool(m.any()) for m in masks.values()):
                 skipped += 1  # no label for any task in this batch: nothing to learn from it
@@ -387,6 +485,14 @@ def fit(
                 counts[t] += res.counts[t]
             for t, w in res.weights.items():
                 weight_sums[t] = weight_sums.get(t, 0.0) + w
+        if dist_info.enabled:  # pool the epoch's training statistics over ranks
+            pooled = ddp.all_reduce_sum(
+                {"total": total_sum, "batches": float(n_batches), **{f"s.{t}": sums[t] for t in tasks},
+                 **{f"c.{t}": float(counts[t]) for t in tasks}}
+            )
+            total_sum, n_batches = pooled["total"], int(pooled["batches"])
+            sums = {t: pooled[f"s.{t}"] for t in tasks}
+            counts = {t: int(pooled[f"c.{t}"]) for t in tasks}
         if n_batches == 0:
             raise ValueError("No training batch had any label: check the dataset's label columns and masks.")
         train_task_loss = {t: sums[t] / counts[t] for t in tasks if counts[t]}
@@ -396,7 +502,7 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": total_sum / n_batches,
             **{f"train_loss.{t}": v for t, v in train_task_loss.items()},
-            **{f"weight.{t}": w / n_batches for t, w in weight_sums.items()},
+            **{f"weight.{t}": w / max(n_batches, 1) for t, w in weight_sums.items()},
         }
         if skipped:
             row["skipped_batches"] = skipped
@@ -430,15 +536,38 @@ def fit(
             best_epoch = epoch
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             stale = 0
-            if cfg.checkpoint_path:
-                Path(cfg.checkpoint_path).parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"model": best_state, "epoch": epoch, "score": score, "monitor": cfg.monitor}, cfg.checkpoint_path)
+            if ckpt_dir is not None and main:
+                ckpt_dir.mkdir(parents=True, exist_ok=True)
+                _atomic_save({"model": best_state, "epoch": epoch, "score": score, "monitor": cfg.monitor}, ckpt_dir / "best.pt")
         else:
             stale += 1
-        epoch_bar.set_postfix({cfg.monitor: f"{score:.4f}", "best": f"{best_score:.4f}@{best_epoch}"})
         if cfg.patience is not None and stale >= cfg.patience and epoch >= cfg.min_epochs:
             stopped_early = True
+        if ckpt_dir is not None and main:
+            ckpt_dir.mkdir(parents=True, exist_ok=True)
+            _atomic_save(
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "loss": loss.state_dict(),
+                    "history": history,
+                    "best_score": best_score,
+                    "best_epoch": best_epoch,
+                    "best_state": best_state,
+                    "stale": stale,
+                    "finished_early": stopped_early,
+                    "rng": _rng_state(train_loader),
+                    "config": asdict(cfg),
+                },
+                last_path,
+            )
+        epoch_bar.set_postfix({cfg.monitor: f"{score:.4f}", "best": f"{best_score:.4f}@{best_epoch}"})
+        if stopped_early:
             break
     epoch_bar.close()
+    ddp.barrier()
     model.load_state_dict(best_state)
     return FitResult(model, pd.DataFrame(history), best_epoch, best_score, cfg.monitor, stopped_early, copy.deepcopy(cfg))
