@@ -2,7 +2,10 @@
 
     mtbench --version
     mtbench list [backbones|experiments|datasets|weightings|metrics] [--pattern 'resnet*'] [--spatial-dims 3]
-    mtbench run EXPERIMENT [--profile smoke|full] [--out DIR] [--set key.sub=value ...]
+    mtbench run EXPERIMENT [--profile smoke|full] [--data-root P] [--set key.sub=value ...]
+                           [--arm A] [--backbone B] [--fold K] [--seed S] [--run-dir D | --new]
+    mtbench plan EXPERIMENT [same options]    one command per unit, for a cluster job array
+    mtbench report RUN_DIR ...                aggregate finished units, list missing ones
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any, Sequence
 
 import yaml
@@ -67,14 +71,13 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    if args.profile:
+def _resolved_config(args) -> tuple[Any, dict]:
+    if getattr(args, "profile", None):
         os.environ["MTBENCH_PROFILE"] = args.profile
-    if args.data_root:
+    if getattr(args, "data_root", None):
         os.environ["MTBENCH_DATA_ROOT"] = args.data_root
     from mtbench.experiments import get_experiment
     from mtbench.profiles import current_profile
-    from mtbench.runs import create_run_dir
 
     exp = get_experiment(args.experiment)
     cfg = exp.default_config(current_profile())
@@ -83,19 +86,103 @@ def _cmd_run(args) -> int:
         if not sep:
             raise SystemExit(f"--set expects key=value, got {item!r}.")
         _set_nested(cfg, key, yaml.safe_load(raw))
-    run_dir = create_run_dir(args.experiment, root=args.out)
-    print(f"mtbench run {args.experiment} (profile {current_profile()}) -> {run_dir}")
-    result = exp.run(cfg, run_dir=run_dir, progress=not args.quiet)
-    summary = getattr(exp, "summarize", None)
-    text = summary(result) if summary else (result.table().to_string() if hasattr(result, "table") else "")
-    if text:
-        print(text)
-        (run_dir / "summary.txt").write_text(text + "\n")
-    print(f"\nRun folder: {run_dir}")
-    for p in sorted(run_dir.rglob("*")):
-        if p.is_file() and p.parent == run_dir:
-            print(f"  {p.name}")
+    return exp, cfg
+
+
+def _selection(args) -> dict:
+    return {k: getattr(args, k) for k in ("arm", "backbone", "fold", "seed") if getattr(args, k, None) is not None}
+
+
+def _cmd_run(args) -> int:
+    from mtbench.runs import create_run_dir, missing_units, run_dir_for, run_experiment
+    from mtbench.train import distributed as ddp
+
+    ddp.init_distributed()  # a no-op unless launched by torchrun
+    exp, cfg = _resolved_config(args)
+    main = ddp.is_main_process()
+    if not hasattr(exp, "units"):  # an experiment that runs as one piece
+        run_dir = ddp.broadcast_object(create_run_dir(args.experiment, root=args.out) if main else None)
+        result = exp.run(cfg, run_dir=run_dir, progress=not args.quiet)
+        text = result.table().to_string() if hasattr(result, "table") else ""
+    else:
+        if args.run_dir:
+            run_dir = Path(args.run_dir)
+        elif args.new:
+            run_dir = ddp.broadcast_object(create_run_dir(args.experiment, root=args.out) if main else None)
+        else:
+            run_dir = run_dir_for(args.experiment, cfg, args.out)
+        if main:
+            print(f"mtbench run {args.experiment} (profile {cfg.get('profile')}) -> {run_dir}")
+        done = run_experiment(exp, cfg, run_dir, _selection(args), progress=not args.quiet)
+        text = ""
+        if main:
+            if done["skipped"] and not done["ran"]:
+                print(f"Every selected unit had finished earlier ({len(done['skipped'])}); nothing was re-run.")
+            text = exp.report(run_dir)
+            missing = missing_units(exp, cfg, run_dir)
+            if missing:
+                text += f"\n\n{len(missing)} unit(s) not finished yet: {', '.join(missing)}"
+    if main:
+        if text:
+            print(text)
+            (Path(run_dir) / "summary.txt").write_text(text + "\n")
+        print(f"\nRun folder: {run_dir}")
+        for p in sorted(Path(run_dir).iterdir()):
+            if p.is_file():
+                print(f"  {p.name}")
     return 0
+
+
+def _cmd_plan(args) -> int:
+    import shlex
+
+    from mtbench.runs import run_dir_for, unit_key
+
+    exp, cfg = _resolved_config(args)
+    if not hasattr(exp, "units"):
+        raise SystemExit(f"Experiment {args.experiment!r} runs as one piece; there is nothing to plan.")
+    run_dir = Path(args.run_dir) if args.run_dir else run_dir_for(args.experiment, cfg, args.out)
+    base = ["mtbench", "run", args.experiment, "--profile", cfg.get("profile", "smoke"), "--run-dir", str(run_dir), "--quiet"]
+    for item in args.set or []:
+        base += ["--set", item]
+    if args.data_root:
+        base += ["--data-root", args.data_root]
+    units = exp.units(cfg)
+    print(f"# {len(units)} independent units of {args.experiment}; run each line anywhere (a job array), then:")
+    print(f"#   mtbench report {shlex.quote(str(run_dir))}")
+    for u in units:
+        flags = []
+        for k, v in u.items():
+            if k == "after":
+                continue
+            if k not in ("arm", "backbone", "fold", "seed"):
+                raise SystemExit(f"Unit key {k!r} has no command-line flag.")
+            flags += [f"--{k}", str(v)]
+        after = f"  # after: {', '.join(u['after'])}" if u.get("after") else ""
+        print(" ".join(shlex.quote(a) for a in base + flags) + after)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from mtbench.experiments import get_experiment
+    from mtbench.runs import load_run_config, missing_units
+
+    status = 0
+    for run_dir in args.run_dirs:
+        cfg = load_run_config(run_dir)
+        exp = get_experiment(cfg["experiment"])
+        print(f"== {run_dir} ({cfg['experiment']}, profile {cfg.get('profile')})")
+        missing = missing_units(exp, cfg, run_dir)
+        try:
+            print(exp.report(Path(run_dir)))
+        except FileNotFoundError as err:
+            print(f"  {err}")
+            status = 1
+        if missing:
+            print(f"\n{len(missing)} unit(s) missing: {', '.join(missing)}")
+        else:
+            print("\nAll units finished.")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,14 +196,27 @@ def build_parser() -> argparse.ArgumentParser:
     p_list.add_argument("--pattern", help="shell-style filter, e.g. 'resnet*'")
     p_list.add_argument("--spatial-dims", type=int, choices=[2, 3])
     p_list.set_defaults(func=_cmd_list)
-    p_run = sub.add_parser("run", help="run an experiment and write a run folder")
-    p_run.add_argument("experiment")
-    p_run.add_argument("--profile", choices=["smoke", "full"], help="default: $MTBENCH_PROFILE or smoke")
-    p_run.add_argument("--data-root", help="root of the real data sets (default: $MTBENCH_DATA_ROOT)")
-    p_run.add_argument("--out", help="runs folder (default: $MTBENCH_RUNS_DIR or ./runs)")
-    p_run.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3")
+    def experiment_args(p):
+        p.add_argument("experiment")
+        p.add_argument("--profile", choices=["smoke", "full"], help="default: $MTBENCH_PROFILE or smoke")
+        p.add_argument("--data-root", help="root of the real data sets (default: $MTBENCH_DATA_ROOT)")
+        p.add_argument("--out", help="runs folder (default: $MTBENCH_RUNS_DIR or ./runs)")
+        p.add_argument("--run-dir", help="an explicit run folder (what `mtbench plan` prints)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value, e.g. train.epochs=3")
+
+    p_run = sub.add_parser("run", help="run (or resume) an experiment into its run folder")
+    experiment_args(p_run)
+    for key in ("arm", "backbone", "fold", "seed"):
+        p_run.add_argument(f"--{key}", help=f"run only the units with this {key}")
+    p_run.add_argument("--new", action="store_true", help="start a fresh run folder instead of resuming")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=_cmd_run)
+    p_plan = sub.add_parser("plan", help="print one `mtbench run` command per independent unit (for job arrays)")
+    experiment_args(p_plan)
+    p_plan.set_defaults(func=_cmd_plan)
+    p_report = sub.add_parser("report", help="aggregate finished units of run folders; list what is missing")
+    p_report.add_argument("run_dirs", nargs="+")
+    p_report.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -77,3 +77,128 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+# ------------------------------------------------------------------ experiments as units
+# An experiment that can be resumed and spread over a cluster defines
+#   units(config) -> list[dict]              independent pieces (arm x backbone x fold x seed ...),
+#                                             in an order that respects dependencies; a unit may
+#                                             name others in unit["after"] (keys, see unit_key)
+#   run_unit(config, unit, unit_dir, progress) writes the unit's predictions/history into unit_dir
+#   report(run_dir) -> str                    aggregates whatever units have finished
+UNIT_DONE = "DONE.json"
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """A short, stable fingerprint of a configuration (same config -> same run folder)."""
+    import hashlib
+
+    text = yaml.safe_dump(_plain(config), sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def run_dir_for(experiment: str, config: Mapping[str, Any], root: str | Path | None = None) -> Path:
+    """The run folder of a configuration: ``<root>/<experiment>/<profile>-<hash>``.
+
+    Re-running the same command finds the same folder and resumes it; a different configuration
+    gets a different folder, so results are never overwritten.
+    """
+    root = Path(root) if root is not None else runs_root()
+    return root / experiment / f"{config.get('profile', current_profile())}-{config_hash(config)}"
+
+
+def unit_key(unit: Mapping[str, Any]) -> str:
+    """``{"arm": "mt", "seed": 0}`` -> ``"arm=mt/seed=0"`` (also the unit's sub-folder)."""
+    return "/".join(f"{k}={v}" for k, v in unit.items() if k != "after")
+
+
+def select_units(units: list[dict], select: Mapping[str, Any] | None) -> list[dict]:
+    """Units matching every ``key=value`` of ``select`` (values compared as strings)."""
+    select = {k: v for k, v in (select or {}).items() if v is not None}
+    for k in select:
+        if units and not any(k in u for u in units):
+            raise ValueError(f"This experiment's units have no {k!r} (they have {sorted(set().union(*units) - {'after'})}).")
+    chosen = [u for u in units if all(str(u.get(k)) == str(v) for k, v in select.items())]
+    if not chosen:
+        raise ValueError(f"No unit matches {dict(select)}; units: {[unit_key(u) for u in units]}")
+    return chosen
+
+
+def is_done(run_dir: Path, unit: Mapping[str, Any]) -> bool:
+    return (Path(run_dir) / "units" / unit_key(unit) / UNIT_DONE).is_file()
+
+
+def run_experiment(
+    experiment, config: Mapping[str, Any], run_dir: str | Path, select: Mapping[str, Any] | None = None, progress: bool = True
+) -> dict[str, list[str]]:
+    """Run (or resume) the selected units of an experiment module in ``run_dir``.
+
+    Finished units are skipped; an interrupted unit continues from its last checkpoint (the unit's
+    folder is its ``checkpoint_dir``). Units named in another's ``after`` are run first if needed.
+    Returns ``{"ran": [...], "skipped": [...]}`` unit keys.
+    """
+    from mtbench.train import distributed as ddp
+
+    run_dir = Path(run_dir)
+    main = ddp.is_main_process()
+    cfg_file = run_dir / "config.yaml"
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg_file.is_file():
+            existing = yaml.safe_load(cfg_file.read_text())
+            if existing != _plain(config):
+                raise ValueError(f"{run_dir} holds a run of a different configuration; choose another run folder.")
+        else:
+            write_run_info(run_dir, config)
+        with open(run_dir / "invocations.jsonl", "a") as fh:
+            fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
+                                 "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")
+    ddp.barrier()
+    all_units = experiment.units(config)
+    by_key = {unit_key(u): u for u in all_units}
+    todo: list[dict] = []
+
+    def add(unit):
+        for dep in unit.get("after", []):
+            if dep not in by_key:
+                raise ValueError(f"Unit {unit_key(unit)} depends on unknown unit {dep!r}.")
+            if not is_done(run_dir, by_key[dep]) and by_key[dep] not in todo:
+                add(by_key[dep])
+        if unit not in todo:
+            todo.append(unit)
+
+    for u in select_units(all_units, select):
+        add(u)
+    ran, skipped = [], []
+    for unit in todo:
+        key = unit_key(unit)
+        if is_done(run_dir, unit):
+            skipped.append(key)
+            if main and progress:
+                print(f"[skip] {key}: finished earlier")
+            continue
+        unit_dir = run_dir / "units" / key
+        if main:
+            unit_dir.mkdir(parents=True, exist_ok=True)
+            if progress:
+                print(f"[unit] {key}")
+        ddp.barrier()
+        t0 = time.perf_counter()
+        experiment.run_unit(config, unit, unit_dir, progress)
+        if main:
+            (unit_dir / UNIT_DONE).write_text(json.dumps({"unit": key, "seconds": time.perf_counter() - t0,
+                                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+        ddp.barrier()
+        ran.append(key)
+    return {"ran": ran, "skipped": skipped}
+
+
+def missing_units(experiment, config: Mapping[str, Any], run_dir: str | Path) -> list[str]:
+    return [unit_key(u) for u in experiment.units(config) if not is_done(Path(run_dir), u)]
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run folder (no config.yaml).")
+    return yaml.safe_load(path.read_text())

@@ -121,66 +121,136 @@ def prepare_data(cfg: Mapping[str, Any]):
     return data, table
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> QuickstartResult:
-    """Run every arm and seed of the quickstart; write results into ``run_dir`` if given."""
+def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Independent pieces of the experiment: one per arm and seed."""
+    return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in cfg["arms"]]
+
+
+@dataclass
+class UnitResult:
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    best_epoch: int
+    metrics: pd.DataFrame  # bootstrap CIs on the test set
+
+
+def train_unit(
+    cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared=None, checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+) -> UnitResult:
+    """Train one arm with one seed and score it on the test split."""
     from mtbench.stats import bootstrap_metrics
 
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    data, table = prepare_data(cfg)
-    timings = {"data_s": time.perf_counter() - t0}
-    images = data.images
+    arm, seed = unit["arm"], int(unit["seed"])
+    data, table = prepared if prepared is not None else prepare_data(cfg)
+    task_names = cfg["arms"][arm]
+    tasks = [TASKS[n] for n in task_names]
     tcfg = dict(cfg["train"])
     batch_size = tcfg.pop("batch_size")
+    num_workers = tcfg.pop("num_workers", 0)
+    train_rows = table["split"] == "train"
+    if task_names == ["prognosis"]:
+        # A single-task model only sees the images that carry its label.
+        train_rows &= table["prognosis"].notna()
+    loaders = {}
+    for s in ("train", "val", "test"):
+        part = table[(table["split"] == s) & (train_rows if s == "train" else True)]
+        ds = MultiTaskDataset(part, tasks, data.images[part.index.to_numpy()])
+        loaders[s] = make_loader(ds, batch_size=batch_size, shuffle=(s == "train"), seed=seed, num_workers=num_workers)
+    seed_everything(seed)
+    model = create_model(
+        cfg["model"]["backbone"], tasks, in_chans=1,
+        head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
+        backbone_kwargs=cfg["model"].get("backbone_kwargs"),
+    )
+    loss_cfg = dict(cfg["loss"])
+    if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
+        loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
+    loss = MultiTaskLoss(tasks, **loss_cfg)
+    train_cfg = TrainConfig(**tcfg, seed=seed, progress=progress,
+                            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None)
+    res = fit(model, loaders["train"], loaders["val"], tasks, loss, train_cfg)
+    preds = predict(res.model, loaders["test"], tasks)
+    preds.insert(1, "model", arm)
+    preds.insert(2, "seed", seed)
+    boot = bootstrap_metrics(preds, tasks, n_boot=cfg["bootstrap"]["n_boot"], ci=cfg["bootstrap"]["ci"], seed=seed)
+    boot.insert(0, "model", arm)
+    boot.insert(1, "seed", seed)
+    return UnitResult(preds, res.history.assign(model=arm, seed=seed), res.best_epoch, boot)
+
+
+def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
+    """Train one unit into its folder (checkpoints there too, so a killed unit resumes)."""
+    from mtbench.predictions import save_predictions
+    from mtbench.train.distributed import is_main_process
+
+    r = train_unit(cfg, unit, checkpoint_dir=unit_dir, progress=progress)
+    if is_main_process():
+        save_predictions(r.predictions, unit_dir / "predictions.csv")
+        r.history.assign(best_epoch=r.best_epoch).to_csv(unit_dir / "history.csv", index=False)
+        r.metrics.to_csv(unit_dir / "metrics.csv", index=False)
+
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> QuickstartResult:
+    """Run every arm and seed in memory (the notebook's way); write a run folder if ``run_dir`` is given."""
+    cfg = copy.deepcopy(dict(config or default_config()))
+    t0 = time.perf_counter()
+    prepared = prepare_data(cfg)
+    timings = {"data_s": time.perf_counter() - t0}
     results, predictions, histories, best_epochs = [], {}, {}, {}
-    for seed in cfg["seeds"]:
-        for arm, task_names in cfg["arms"].items():
-            key = f"{arm}/seed{seed}"
-            t_arm = time.perf_counter()
-            tasks = [TASKS[n] for n in task_names]
-            train_rows = table["split"] == "train"
-            if task_names == ["prognosis"]:
-                # A single-task model only sees the images that carry its label.
-                train_rows &= table["prognosis"].notna()
-            parts = {s: table[(table["split"] == s) & (train_rows if s == "train" else True)] for s in ("train", "val", "test")}
-            loaders = {}
-            for s, part in parts.items():
-                ds = MultiTaskDataset(part, tasks, images[part.index.to_numpy()])
-                loaders[s] = make_loader(ds, batch_size=batch_size, shuffle=(s == "train"), seed=seed)
-            seed_everything(seed)
-            model = create_model(
-                cfg["model"]["backbone"], tasks, in_chans=1,
-                head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
-                backbone_kwargs=cfg["model"].get("backbone_kwargs"),
-            )
-            loss_cfg = dict(cfg["loss"])
-            if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
-                loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
-            loss = MultiTaskLoss(tasks, **loss_cfg)
-            res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=progress))
-            # Score every arm on prognosis; the multi-task arm on severity too.
-            preds = predict(res.model, loaders["test"], tasks)
-            preds.insert(1, "model", arm)
-            preds.insert(2, "seed", seed)
-            boot = bootstrap_metrics(preds, tasks, n_boot=cfg["bootstrap"]["n_boot"], ci=cfg["bootstrap"]["ci"], seed=seed)
-            boot.insert(0, "model", arm)
-            boot.insert(1, "seed", seed)
-            results.append(boot)
-            predictions[key] = preds
-            histories[key] = res.history.assign(model=arm, seed=seed)
-            best_epochs[key] = res.best_epoch
-            timings[f"{key}_s"] = time.perf_counter() - t_arm
+    for unit in units(cfg):
+        key = f"{unit['arm']}/seed{unit['seed']}"
+        t_unit = time.perf_counter()
+        r = train_unit(cfg, unit, prepared, progress=progress)
+        results.append(r.metrics)
+        predictions[key], histories[key], best_epochs[key] = r.predictions, r.history, r.best_epoch
+        timings[f"{key}_s"] = time.perf_counter() - t_unit
+    timings["total_s"] = time.perf_counter() - t0
     out = QuickstartResult(
         pd.concat(results, ignore_index=True), predictions, histories, best_epochs,
-        table[["sample_id", "patient_id", "split"]], cfg, timings=timings,
+        prepared[1][["sample_id", "patient_id", "split"]], cfg, timings=timings,
     )
-    timings["total_s"] = time.perf_counter() - t0
     if run_dir is not None:
         write_outputs(out, Path(run_dir))
     return out
 
 
-def write_outputs(result: QuickstartResult, run_dir: Path) -> None:
+def load_result(run_dir: str | Path) -> QuickstartResult:
+    """Rebuild a :class:`QuickstartResult` from the finished units of a run folder."""
+    from mtbench.predictions import load_predictions
+    from mtbench.runs import is_done, load_run_config, unit_key
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    results, predictions, histories, best_epochs = [], {}, {}, {}
+    for unit in units(cfg):
+        if not is_done(run_dir, unit):
+            continue
+        udir = run_dir / "units" / unit_key(unit)
+        key = f"{unit['arm']}/seed{unit['seed']}"
+        results.append(pd.read_csv(udir / "metrics.csv"))
+        predictions[key] = load_predictions(udir / "predictions.csv")
+        hist = pd.read_csv(udir / "history.csv")
+        best_epochs[key] = int(hist["best_epoch"].iloc[0])
+        histories[key] = hist.drop(columns="best_epoch")
+    if not results:
+        raise FileNotFoundError(f"No finished unit in {run_dir}.")
+    splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
+    return QuickstartResult(pd.concat(results, ignore_index=True), predictions, histories, best_epochs, splits, cfg, run_dir)
+
+
+def report(run_dir: str | Path) -> str:
+    """Aggregate the finished units of a run folder: results.csv, figures, and the table as text."""
+    run_dir = Path(run_dir)
+    result = load_result(run_dir)
+    if not (run_dir / "splits.csv").is_file():
+        _, table = prepare_data(result.config)
+        result.splits = table[["sample_id", "patient_id", "split"]]
+    write_outputs(result, run_dir, per_unit=False)
+    return result.table().to_string()
+
+
+def write_outputs(result: QuickstartResult, run_dir: Path, per_unit: bool = True) -> None:
     """Tables, predictions, histories and figures into a run folder."""
     import matplotlib.pyplot as plt
 
@@ -189,13 +259,15 @@ def write_outputs(result: QuickstartResult, run_dir: Path) -> None:
     from mtbench.runs import write_run_info
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
+    if per_unit:
+        write_run_info(run_dir, result.config, {"timings": result.timings})
+        for key, preds in result.predictions.items():
+            arm, seed = key.split("/")
+            udir = run_dir / "units" / f"arm={arm}" / f"seed={seed.removeprefix('seed')}"
+            save_predictions(preds, udir / "predictions.csv")
+            result.histories[key].assign(best_epoch=result.best_epochs[key]).to_csv(udir / "history.csv", index=False)
     result.splits.to_csv(run_dir / "splits.csv", index=False)
     result.results.to_csv(run_dir / "results.csv", index=False)
-    for key, preds in result.predictions.items():
-        arm, seed = key.split("/")
-        save_predictions(preds, run_dir / arm / seed / "predictions.csv")
-        result.histories[key].to_csv(run_dir / arm / seed / "history.csv", index=False)
     fig = plot_learning_curves(
         result.histories, ("train_loss.prognosis", "val_loss.prognosis", "val.prognosis.auc"), best_epochs=result.best_epochs
     )

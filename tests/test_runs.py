@@ -1,0 +1,96 @@
+"""Run folders: provenance, no overwrite, resume by unit, plan/report round trip, 2-process DDP."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mtbench.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = [
+    "--set", "data.n_patients=80", "--set", "data.size=48", "--set", "train.epochs=1", "--set", "seeds=[0]",
+    "--set", "bootstrap.n_boot=20", "--set", "data.n_prognosis_labels=20",
+]
+
+
+def _run_dirs(tmp_path):
+    return sorted((tmp_path / "quickstart").iterdir())
+
+
+def test_run_writes_a_complete_run_folder_and_never_overwrites(tmp_path, capsys):
+    args = ["run", "quickstart", "--profile", "smoke", "--out", str(tmp_path), "--quiet", *TINY]
+    assert main(args) == 0
+    (run_dir,) = _run_dirs(tmp_path)
+    for name in ("config.yaml", "provenance.json", "splits.csv", "results.csv", "learning_curves.png", "comparison.png", "summary.txt"):
+        assert (run_dir / name).is_file(), name
+    prov = json.loads((run_dir / "provenance.json").read_text())
+    assert {"torch", "device", "git_commit", "profile"} <= set(prov)
+    unit = run_dir / "units" / "arm=multi_task" / "seed=0"
+    for name in ("predictions.csv", "predictions.tasks.json", "history.csv", "metrics.csv", "DONE.json", "last.pt", "best.pt"):
+        assert (unit / name).is_file(), name
+    assert set(pd.read_csv(run_dir / "results.csv")["model"]) == {"single_task", "multi_task"}
+    stamp = (unit / "predictions.csv").stat().st_mtime_ns
+    capsys.readouterr()
+    # The same command again: the same folder, every unit skipped, nothing rewritten.
+    assert main(args) == 0
+    assert "nothing was re-run" in capsys.readouterr().out
+    assert _run_dirs(tmp_path) == [run_dir] and (unit / "predictions.csv").stat().st_mtime_ns == stamp
+    # A different configuration gets its own folder.
+    assert main(args + ["--set", "train.lr=0.01"]) == 0
+    assert len(_run_dirs(tmp_path)) == 2
+    # --new forces a fresh folder for the same configuration.
+    assert main(args + ["--new", "--arm", "single_task"]) == 0
+    assert len(_run_dirs(tmp_path)) == 3
+
+
+def test_plan_then_units_then_report_round_trip(tmp_path, capsys):
+    assert main(["plan", "quickstart", "--out", str(tmp_path), *TINY]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("mtbench run")]
+    assert len(lines) == 2 and all("--arm" in line and "--seed 0" in line for line in lines)
+    # Run only the first unit (as one job of an array would); the report lists the other as missing.
+    assert main(shlex.split(lines[0])[1:]) == 0
+    run_dir = Path(shlex.split(lines[0])[shlex.split(lines[0]).index("--run-dir") + 1])
+    capsys.readouterr()
+    main(["report", str(run_dir)])
+    out = capsys.readouterr().out
+    assert "1 unit(s) missing: arm=multi_task/seed=0" in out
+    assert main(shlex.split(lines[1])[1:]) == 0
+    capsys.readouterr()
+    assert main(["report", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "All units finished." in out and "multi_task" in out and "single_task" in out
+
+
+def test_select_unknown_unit_fails_clearly(tmp_path):
+    with pytest.raises(ValueError, match="No unit matches"):
+        main(["run", "quickstart", "--out", str(tmp_path), "--arm", "nope", *TINY])
+    with pytest.raises(ValueError, match="have no 'fold'"):
+        main(["run", "quickstart", "--out", str(tmp_path), "--fold", "1", *TINY])
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_gives_each_sample_once(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MTBENCH_PROFILE="smoke")
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "mtbench", "run", "quickstart", "--out", str(tmp_path), "--quiet", *TINY,
+        "--set", "data.n_patients=81",  # odd test split: the sampler must pad, and the padding must vanish
+    ]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run_dir,) = _run_dirs(tmp_path)
+    splits = pd.read_csv(run_dir / "splits.csv", dtype={"sample_id": str})
+    test_ids = set(splits.loc[splits["split"] == "test", "sample_id"])
+    for arm in ("single_task", "multi_task"):
+        preds = pd.read_csv(run_dir / "units" / f"arm={arm}" / "seed=0" / "predictions.csv", dtype={"sample_id": str})
+        assert preds["sample_id"].is_unique
+        assert set(preds["sample_id"]) == test_ids
+    assert (run_dir / "results.csv").is_file() and (run_dir / "summary.txt").is_file()
+    invocations = [json.loads(line) for line in (run_dir / "invocations.jsonl").read_text().splitlines()]
+    assert invocations[-1]["world_size"] == 2
