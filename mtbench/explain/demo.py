@@ -7,7 +7,7 @@ A stand-in until the head-CT phantom (``mtbench.data.phantom``) is available: an
 Generative model (per volume): an ellipsoidal "brain" (0.35) inside a bright "skull" shell (0.9),
 central "ventricles" (0.12) whose size depends on an ``old`` flag, and with probability
 ``p_lesion`` a bright spherical "hematoma" (0.8) of radius ``r ~ U(r_min, r_max)`` voxels at a
-random position inside the brain, plus Gaussian noise. Radii are fractions of ``size``. Labels:
+random position inside the brain (drawn over the ventricles where they meet), plus Gaussian noise. Radii are fractions of ``size``. Labels:
 
 * ``grade`` (ordinal, 3 classes): 0 no lesion, 1 ``r < r_split * size``, 2 otherwise;
 * ``old`` (binary, the "age" head): large ventricles; independent of the lesion;
@@ -38,9 +38,9 @@ def make_lesion_volumes(
     n: int = 64,
     size: int = 24,
     p_lesion: float = 0.7,
-    r_min: float = 0.08,
-    r_max: float = 0.16,
-    r_split: float = 0.12,
+    r_min: float = 0.10,
+    r_max: float = 0.20,
+    r_split: float = 0.15,
     noise: float = 0.04,
     seed: int = 0,
 ) -> LesionVolumes:
@@ -72,14 +72,15 @@ def make_lesion_volumes(
         grade, r = 0, 0.0
         if rng.uniform() < p_lesion:
             r = float(rng.uniform(r_min, r_max)) * size
-            # a centre whose sphere lies inside the brain and off the ventricles (the roomiest
-            # place, with the radius cut to fit, if no place holds it whole)
-            room = np.minimum(brain_depth, ndimage.distance_transform_edt(~vent[i])) - 0.5
+            # a centre whose sphere lies inside the brain (the deepest place, with the radius cut
+            # to fit, if no place holds it whole); it may cover part of the ventricles
+            room = brain_depth - 0.5
             if room.max() < r:
                 r = float(room.max())
             cands = np.argwhere(room >= r)
             c = vox[tuple(cands[rng.integers(len(cands))])]
             lesion[i] = (((vox - c) ** 2).sum(-1) <= r**2) & brain
+            vent[i] &= ~lesion[i]
             v[lesion[i]] = 0.8
             grade = 1 if r < r_split * size else 2
         v += rng.normal(0.0, noise, size=v.shape).astype(np.float32)
