@@ -92,3 +92,31 @@ def test_config_errors_are_clear(loaders):
 def test_amp_bf16_path_runs_on_cpu(loaders):
     res = _train(loaders, epochs=1, amp="bf16", channels_last=True, grad_accum_steps=2, max_grad_norm=1.0)
     assert np.isfinite(res.history["train_loss"]).all()
+
+
+@pytest.mark.slow
+def test_torch_compile_path_runs_on_cpu(loaders):
+    """torch.compile (inductor, C++ on the CPU) trains to finite losses; slow: compiles once."""
+    res = _train(loaders, epochs=1, compile=True)
+    assert np.isfinite(res.history["train_loss"]).all()
+
+
+def test_workers_and_accumulation_match_the_plain_loop(loaders):
+    """Gradient accumulation over 2 half-batches equals one full batch (same data order, no BN noise)."""
+    d = make_synthetic_cxr(n_patients=32, size=32, seed=9)
+    ds = MultiTaskDataset(d.table.assign(severity=lambda t: t.severity / 18), TASKS, d.images)
+
+    def run(batch, accum, workers):
+        seed_everything(0)
+        model = create_model("convnet", TASKS, in_chans=1, backbone_kwargs={"channels": (4,)})
+        model.backbone.stages[0][1].eval().requires_grad_(False)  # fixed BN: batch size must not matter
+        model.backbone.stages[0][1].train = lambda mode=True: model.backbone.stages[0][1]
+        dl = make_loader(ds, batch_size=batch, shuffle=False, num_workers=workers)
+        r = fit(model, dl, None, TASKS, epochs=1, lr=0.1, optimizer="sgd", momentum=0.0, weight_decay=0.0,
+                grad_accum_steps=accum, progress=False)
+        return torch.cat([p.detach().flatten() for p in r.model.parameters()])
+
+    full = run(32, 1, 0)
+    accumulated = run(16, 2, 2)
+    # Accumulation averages two half-batch means = the full-batch mean (equal halves).
+    assert torch.allclose(full, accumulated, atol=1e-5)
