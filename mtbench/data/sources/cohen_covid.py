@@ -220,7 +220,9 @@ def load_manifest(
         if p.nunique(dropna=False) > 1:
             conflicts.append(fname)
     report["duplicate_label_conflicts"] = conflicts
+    before = len(meta)
     meta = meta.drop_duplicates("filename", keep="first")
+    report["duplicate_rows_dropped"] = before - len(meta)
 
     folder = meta["folder"].fillna("images").astype(str) if "folder" in meta.columns else "images"
     meta = meta.assign(path=[str(cohen / f / n) for f, n in zip(folder, meta["filename"])])
