@@ -79,6 +79,8 @@ def auc(a: TaskArrays, task: Task) -> float:
         return float("nan")
     if task.kind == "binary":
         return float(skm.roc_auc_score(a.y, a.prob))
+    if int(task.num_classes) == 2:  # two softmax outputs: the AUC of the second class's probability
+        return float(skm.roc_auc_score(a.y, a.prob[:, 1]))
     present = np.unique(a.y)
     if len(present) < int(task.num_classes):
         # Macro OvR over the classes that occur: sklearn refuses absent classes.
@@ -160,6 +162,30 @@ def f1_weighted(a: TaskArrays, task: Task) -> float:
     if not len(a):
         return float("nan")
     return float(skm.f1_score(a.y, a.pred, average="weighted", zero_division=0))
+
+
+@register_metric(
+    "gmean_weighted",
+    ["binary", "multiclass", "ordinal"],
+    description="support-weighted mean over classes of sqrt(recall_k * specificity_k) (imbalanced-learn's weighted G-mean)",
+)
+def gmean_weighted(a: TaskArrays, task: Task) -> float:
+    """Weighted geometric mean: for each class ``k`` present, ``sqrt(recall_k * specificity_k)``
+    one-vs-rest, averaged with weights equal to the class supports. For two classes both terms
+    equal ``sqrt(sensitivity * specificity)``, the usual G-mean."""
+    if not len(a):
+        return float("nan")
+    labels = np.unique(a.y)
+    values, weights = [], []
+    for k in labels:
+        pos, pred_pos = a.y == k, a.pred == k
+        rec = _ratio(np.sum(pos & pred_pos), np.sum(pos))
+        spec = _ratio(np.sum(~pos & ~pred_pos), np.sum(~pos))
+        if np.isnan(spec):  # one class only: G-mean reduces to its recall
+            spec = 1.0
+        values.append(np.sqrt(rec * spec))
+        weights.append(np.sum(pos))
+    return float(np.average(values, weights=weights))
 
 
 @register_metric("qwk", ["ordinal", "multiclass"], description="quadratic-weighted Cohen's kappa")

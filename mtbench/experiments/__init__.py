@@ -11,6 +11,8 @@ from types import ModuleType
 
 _MODULES = {
     "quickstart": "mtbench.experiments.quickstart",
+    "ruffini2024": "mtbench.experiments.ruffini2024",
+    "ruffini2024_backbones": "mtbench.experiments.ruffini2024_backbones",
 }
 
 

@@ -10,8 +10,9 @@ from mtbench.models.backbones import (
     register_backbone,
 )
 from mtbench.models import convnet as _convnet  # noqa: F401  (registers "convnet")
+from mtbench.models import torchvision_backbones as _tv  # noqa: F401  (googlenet, shufflenet_v2_*, mobilenet_v2)
 from mtbench.models.convnet import ConvNet
-from mtbench.models.heads import MLPHead
+from mtbench.models.heads import MLPHead, create_head
 from mtbench.models.multitask import MultiTaskModel, create_model
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "TimmBackbone",
     "backbone_info",
     "create_backbone",
+    "create_head",
     "create_model",
     "list_backbones",
     "load_state_dict_file",

@@ -65,3 +65,27 @@ class MLPHead(nn.Module):
 
     def forward(self, x):
         return self.net(x)
+
+
+HEAD_NAMES = ("linear", "H1", "H2")
+
+
+def create_head(name: str, in_features: int, out_features: int, dropout: float = 0.5, bias_init: float = 0.01) -> nn.Module:
+    """The named heads of Ruffini et al. (2024).
+
+    ``"linear"``  one ``Linear(F, C)``.
+    ``"H1"``      ``Linear(F,128)-ReLU-Dropout-Linear(128,32)-ReLU-Dropout-Linear(32,C)``, Xavier-uniform
+                  weights and every bias ``bias_init`` (0.01 in the paper's code): an :class:`MLPHead`.
+    ``"H2"``      ``Linear(F,F)-Dropout-Linear(F,F)-ReLU-Dropout-Linear(F,C)`` (no activation after the
+                  first layer, as the paper describes it); PyTorch's default initialisation.
+    """
+    if name == "linear":
+        return MLPHead(in_features, out_features)
+    if name == "H1":
+        return MLPHead(in_features, out_features, hidden=(128, 32), dropout=dropout, init="xavier_uniform", bias_init=bias_init)
+    if name == "H2":
+        f = int(in_features)
+        return nn.Sequential(
+            nn.Linear(f, f), nn.Dropout(dropout), nn.Linear(f, f), nn.ReLU(), nn.Dropout(dropout), nn.Linear(f, int(out_features))
+        )
+    raise ValueError(f"Unknown head {name!r}; choose from {HEAD_NAMES}.")

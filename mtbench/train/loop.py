@@ -39,7 +39,8 @@ SCHEDULERS = (None, "plateau", "cosine")
 class TrainConfig:
     """Hyper-parameters of :func:`fit`.
 
-    ``monitor`` is ``"loss"`` (validation loss, lower is better) or ``"<task>.<metric>"`` (e.g.
+    ``monitor`` is ``"loss"`` (validation loss, lower is better), ``"loss.<task>"`` (one task's
+    validation loss, e.g. ``"loss.prognosis"``), or ``"<task>.<metric>"`` (e.g.
     ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``); ``mode`` follows the metric unless
     given. Early stopping ends training after ``patience`` epochs without improvement, but never
     before ``min_epochs``. ``amp="auto"`` enables mixed precision on CUDA only.
@@ -88,7 +89,9 @@ class TrainConfig:
     def resolved_mode(self) -> str:
         if self.mode:
             return self.mode
-        metric = self.monitor if self.monitor == "loss" else self.monitor.split(".", 1)[-1]
+        if self.monitor == "loss" or self.monitor.startswith("loss."):
+            return "min"
+        metric = self.monitor.split(".", 1)[-1]
         return "max" if higher_is_better(metric) else "min"
 
 
@@ -288,9 +291,14 @@ def _make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _monitor_value(monitor: str, val_loss: float, val_metrics: pd.DataFrame) -> float:
+def _monitor_value(monitor: str, val_loss: float, val_metrics: pd.DataFrame, val_task_losses=None) -> float:
     if monitor == "loss":
         return val_loss
+    if monitor.startswith("loss."):
+        task = monitor[len("loss."):]
+        losses = dict(val_task_losses or {})
+        # A validation set without any label of the task has no loss for it: NaN (never "improves").
+        return float(losses.get(task, float("nan")))
     task, _, metric = monitor.partition(".")
     hit = val_metrics[(val_metrics["task"] == task) & (val_metrics["metric"] == metric)]
     if hit.empty:
@@ -372,6 +380,8 @@ def fit(
         cfg = TrainConfig(**{**asdict(cfg), **overrides})
     tasks = as_task_dict(tasks)
     loss = loss if loss is not None else MultiTaskLoss(tasks)
+    if cfg.monitor.startswith("loss.") and cfg.monitor[len("loss."):] not in tasks:
+        raise ValueError(f"monitor={cfg.monitor!r}: no task {cfg.monitor[len('loss.'):]!r} (tasks: {list(tasks)}).")
     if val_loader is None and cfg.monitor != "loss":
         raise ValueError(f"monitor={cfg.monitor!r} needs a validation loader.")
     if cfg.monitor != "loss":
@@ -519,7 +529,7 @@ def fit(
             row["val_loss"] = val_loss
             row.update({f"val_loss.{t}": v for t, v in val_losses.items()})
             row.update({f"val.{r.task}.{r.metric}": r.value for r in val_metrics.itertuples()})
-            score = _monitor_value(cfg.monitor, val_loss, val_metrics)
+            score = _monitor_value(cfg.monitor, val_loss, val_metrics, val_losses)
         else:
             score = row["train_loss"]
         row["time_s"] = time.perf_counter() - t0

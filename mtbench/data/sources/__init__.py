@@ -13,6 +13,9 @@ from types import ModuleType
 
 _SOURCES: dict[str, str] = {
     "synthetic_cxr": "mtbench.data.sources.synthetic_cxr",
+    "cohen_covid": "mtbench.data.sources.cohen_covid",
+    "aiforcovid": "mtbench.data.sources.aiforcovid",
+    "brixia": "mtbench.data.sources.brixia",
 }
 
 

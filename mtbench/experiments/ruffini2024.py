@@ -1,0 +1,522 @@
+"""Ruffini et al. (2024): multi-dataset multi-task learning for COVID-19 prognosis from chest X-rays.
+
+F. Ruffini et al., "Multi-Dataset Multi-Task Learning for COVID-19 Prognosis", MICCAI 2024
+(arXiv:2405.13771). One CNN sees X-rays from two data sets, each labelled for one task: a
+*prognosis* set (AIforCOVID: mild vs severe) and a *severity* set (BrixIA: Brixia score). Each task
+has its own head; the loss has an indicator so every sample trains only the task it has a label
+for (here: the task masks of :class:`~mtbench.data.multidataset.MultiDatasetConcat` and the
+masked :class:`~mtbench.mtl.MultiTaskLoss`).
+
+Arms (their dependencies are part of the configuration, resolved in order by :func:`arm_order`):
+
+``stl_prognosis``  prognosis head only, prognosis data only;
+``stl_severity``   severity head(s) only, severity data only;
+``ft``             backbone of ``stl_severity``, new prognosis head, fine-tuned on prognosis data;
+``mdmt``           backbone = beta-average (beta = 0.5) of the two STL backbones, heads copied from
+                   them, trained on both data sets at once.
+
+Severity structures (``severity.structure``): ``global`` (score 0-18 binned <=4, 5-9, 10-14, >=15:
+one 4-class head), ``lung`` (per-lung 4-class heads), ``regression`` (six zone scores).
+
+Loss modes (``loss.mode``): ``masked_mean`` (default; each task averaged over the samples carrying
+its label; prognosis a one-logit BCE, classes CE) and ``reference`` (as the original code: masked
+entries still count in the batch mean, every classification head an MSE of raw logits against the
+one-hot target).
+
+Protocols: ``cv`` (patient-grouped stratified k-fold, 5 in the paper) and ``loco`` (leave one
+center out). Metrics: accuracy, weighted F1, weighted G-mean and AUC for prognosis, per fold and
+pooled over folds (with bootstrap CIs); severity metrics per structure.
+
+Data sources (``data.source``): ``synthetic`` (generated X-rays split into a prognosis-only and a
+severity-only half), ``cohen`` (the real COVID-19 image data collection with BrixIA annotations:
+the images with a prognosis label form the prognosis set, those with Brixia scores the severity
+set; folds are assigned once by patient over the whole collection, so an image in both sets is
+always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both data sets on disk).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from mtbench.data import MultiTaskDataset, assign_folds, make_synthetic_cxr
+from mtbench.data.multidataset import MultiDatasetConcat, batch_dataset_ratio, summarise_ratio
+from mtbench.data.sources.brixia import ZONE_COLUMNS, add_brixia_targets
+from mtbench.metrics import compute_metrics
+from mtbench.models import MultiTaskModel, create_backbone, create_head
+from mtbench.models.merging import init_from_two
+from mtbench.mtl import MultiTaskLoss
+from mtbench.profiles import by_profile, current_profile
+from mtbench.tasks import Task
+from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+
+NAME = "ruffini2024"
+DESCRIPTION = "Ruffini et al. 2024: STL vs FT vs multi-dataset multi-task (MDMT) COVID-19 prognosis from CXR, indicator-masked loss"
+
+#: The 18 backbones of the paper, by its (torchvision) names; all resolve through create_backbone.
+PAPER_BACKBONES = (
+    "densenet121", "densenet161", "densenet169", "densenet201",
+    "efficientnet_b0", "efficientnet_b1_pruned", "efficientnet_es", "efficientnet_es_pruned", "efficientnet_lite0",
+    "googlenet", "mobilenet_v2",
+    "resnet18", "resnet34", "resnet50", "resnet101", "wide_resnet50_2",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
+)
+#: Which pretrained weights each name means with ``pretrained=True`` (torchvision's ImageNet
+#: weights where timm carries them as ``.tv_in1k``; timm's own for the EfficientNet family, which
+#: torchvision lacks; torchvision itself for the registered torchvision backbones).
+PRETRAINED_TAGS = {
+    **{n: f"{n}.tv_in1k" for n in ("densenet121", "densenet161", "densenet169", "densenet201",
+                                   "resnet18", "resnet34", "resnet50", "resnet101", "wide_resnet50_2")},
+    "efficientnet_b0": "efficientnet_b0.ra_in1k",
+    "efficientnet_b1_pruned": "efficientnet_b1_pruned.in1k",
+    "efficientnet_es": "efficientnet_es.ra_in1k",
+    "efficientnet_es_pruned": "efficientnet_es_pruned.in1k",
+    "efficientnet_lite0": "efficientnet_lite0.ra_in1k",
+    "googlenet": "googlenet", "mobilenet_v2": "mobilenet_v2",
+    "shufflenet_v2_x0_5": "shufflenet_v2_x0_5", "shufflenet_v2_x1_0": "shufflenet_v2_x1_0",
+}
+SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
+STRUCTURES = ("global", "lung", "regression")
+LOSS_MODES = ("masked_mean", "reference")
+PROGNOSIS_METRICS = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
+
+DEFAULT_ARMS = {
+    "stl_prognosis": {"datasets": ["prognosis"], "tasks": ["prognosis"]},
+    "stl_severity": {"datasets": ["severity"], "tasks": ["severity"]},
+    "ft": {"datasets": ["prognosis"], "tasks": ["prognosis"], "init": {"backbone_from": "stl_severity"}},
+    "mdmt": {
+        "datasets": ["prognosis", "severity"],
+        "tasks": ["prognosis", "severity"],
+        "init": {"beta_average": ["stl_prognosis", "stl_severity"], "beta": 0.5},
+    },
+}
+
+
+# ------------------------------------------------------------------------------ config
+def default_config(profile: str | None = None) -> dict[str, Any]:
+    """Settings for a profile. ``full``: the paper's protocol and hyper-parameters on its data."""
+    p = profile or current_profile()
+    return {
+        "experiment": NAME,
+        "profile": p,
+        "data": {
+            "source": by_profile("synthetic", "aiforcovid_brixia", p),
+            "synthetic": {"n_patients": 400, "seed": 0},
+            "cohen_root": None,  # default <data_root>/cohen-covid-mini
+            "aiforcovid_root": None,  # default <data_root>/aiforcovid
+            "aiforcovid_split_dir": None,  # the paper's split files <dir>/<fold>/{train,val,test}.txt, if given
+            "brixia_root": None,  # default <data_root>/brixia
+            "brixia_fix_zone_strings": True,
+            "use_lung_masks": False,
+            "size": by_profile(64, 256, p),
+            "normalisation": by_profile("minmax", "imagenet", p),
+            "clip": [2.0, 98.0],
+            "val_fraction": 0.2,
+        },
+        "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0},
+        "model": {
+            "backbones": by_profile(["convnet"], list(PAPER_BACKBONES), p),
+            "backbone_kwargs": by_profile({"convnet": {"channels": [8, 16, 32, 64]}}, {}, p),
+            "pretrained": by_profile(False, True, p),
+            "head": "H1",
+            "head_dropout": 0.5,
+            "in_chans": by_profile(1, 3, p),
+        },
+        "severity": {"structure": "global"},
+        "loss": {"mode": "masked_mean"},
+        "train": {
+            "epochs": by_profile(12, 300, p),
+            "batch_size": by_profile(32, 128, p),
+            "lr": 1e-3,
+            "weight_decay": 1e-5,
+            "optimizer": "adam",
+            "scheduler": "plateau",
+            # ReduceLROnPlateau settings of the original code's configuration (factor 0.75, patience 15).
+            "plateau_factor": 0.75,
+            "plateau_patience": by_profile(3, 15, p),
+            "patience": by_profile(None, 65, p),
+            "min_epochs": by_profile(0, 40, p),
+            "monitor_prognosis": "loss.prognosis",
+        },
+        "arms": copy.deepcopy(DEFAULT_ARMS),
+        "seed": 0,
+        # CPU threads for torch during the run (None: leave as is). One thread is much faster than
+        # two for these small models on a shared 2-core machine (no oversubscription).
+        "num_threads": by_profile(1, None, p),
+        "bootstrap": {"n_boot": by_profile(200, 2000, p), "ci": 0.95},
+    }
+
+
+# ------------------------------------------------------------------------------- tasks
+def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dict[str, list[Task]]:
+    """``{"prognosis": [Task], "severity": [Task, ...]}`` for a severity structure and loss mode."""
+    if structure not in STRUCTURES:
+        raise ValueError(f"Unknown severity structure {structure!r}; choose from {STRUCTURES}.")
+    if loss_mode not in LOSS_MODES:
+        raise ValueError(f"Unknown loss mode {loss_mode!r}; choose from {LOSS_MODES}.")
+    ref = loss_mode == "reference"
+    cls_metrics = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
+    if ref:
+        prognosis = Task("prognosis", "multiclass", num_classes=2, class_names=("mild", "severe"), loss="onehot_mse",
+                         metrics=PROGNOSIS_METRICS, description="mild vs severe; MSE on raw logits vs one-hot (original code)")
+    else:
+        prognosis = Task("prognosis", "binary", class_names=("mild", "severe"), metrics=PROGNOSIS_METRICS,
+                         description="mild vs severe")
+    four = dict(kind="multiclass", num_classes=4, loss="onehot_mse" if ref else "ce", metrics=cls_metrics + ("qwk",))
+    if structure == "global":
+        severity = [Task("severity", class_names=("<=4", "5-9", "10-14", ">=15"), description="Brixia global score, binned", **four)]
+    elif structure == "lung":
+        severity = [Task("severity_right", description="right-lung score (A+B+C), binned", **four),
+                    Task("severity_left", description="left-lung score (D+E+F), binned", **four)]
+    else:
+        severity = [Task("zones", "regression", num_targets=6, metrics=("mae", "rmse", "pearson_r"),
+                         description="six Brixia zone scores A-F (0-3)")]
+    return {"prognosis": [prognosis], "severity": severity}
+
+
+def label_columns(structure: str) -> dict[str, Any]:
+    """Manifest columns holding each task's label."""
+    return {
+        "prognosis": "prognosis",
+        "severity": "brixia_global_class",
+        "severity_right": "brixia_right_class",
+        "severity_left": "brixia_left_class",
+        "zones": list(ZONE_COLUMNS),
+    }
+
+
+# -------------------------------------------------------------------------------- data
+@dataclass
+class TwoDatasets:
+    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays."""
+
+    prognosis: pd.DataFrame
+    severity: pd.DataFrame
+    images: dict[str, np.ndarray]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def _protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: str | None) -> pd.Series:
+    if protocol["name"] == "cv":
+        strat = None
+        if stratify is not None:
+            strat = "__strat"
+            table = table.assign(__strat=table[stratify].astype("string").fillna("none"))
+        return assign_folds(table, int(protocol["n_folds"]), "patient_id", strat, int(protocol.get("seed", 0))).astype(str)
+    if protocol["name"] == "loco":
+        return table["center"].astype(str)
+    raise ValueError(f"Unknown protocol {protocol['name']!r}; use 'cv' or 'loco'.")
+
+
+def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
+    """Load the two data sets named by ``cfg["data"]["source"]`` and assign protocol folds."""
+    from mtbench.data.cxr import CXRPreprocess, preprocess_images
+
+    d, protocol = cfg["data"], cfg["protocol"]
+    source = d["source"]
+    pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(cfg["model"]["in_chans"]),
+                        normalisation=d["normalisation"])
+    if source == "synthetic":
+        s = d["synthetic"]
+        syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))
+        table = add_brixia_targets(syn.table)
+        table["center"] = "synthetic"
+        imgs = syn.images
+        if int(cfg["model"]["in_chans"]) == 3:
+            imgs = np.repeat(imgs, 3, axis=1)
+        half = np.arange(len(table)) % 2 == 0  # disjoint patients: even -> prognosis set, odd -> severity set
+        prog = table[half].copy()
+        sev = table[~half].copy()
+        prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
+        sev["fold"] = _protocol_folds(sev, protocol, None).to_numpy()
+        prog[[*ZONE_COLUMNS]] = np.nan
+        sev["prognosis"] = np.nan
+        images = {"prognosis": imgs[half], "severity": imgs[~half]}
+        return TwoDatasets(prog.reset_index(drop=True), add_brixia_targets(sev).reset_index(drop=True), images,
+                           {"source": "synthetic", "prognosis": len(prog), "severity": len(sev)})
+    if source == "cohen":
+        from mtbench.data.sources import cohen_covid
+
+        manifest = add_brixia_targets(cohen_covid.load_manifest(d.get("cohen_root")))
+        manifest["fold"] = _protocol_folds(manifest, protocol, "prognosis").to_numpy()
+        arr = preprocess_images(manifest, pre, progress=progress)
+        has_p = manifest["prognosis"].notna().to_numpy()
+        has_s = manifest["brixia_global"].notna().to_numpy()
+        prog = manifest[has_p].copy()
+        prog[[*ZONE_COLUMNS, "brixia_global_class", "brixia_right_class", "brixia_left_class"]] = np.nan
+        sev = manifest[has_s].copy()
+        sev["prognosis"] = np.nan
+        report = {"source": "cohen", **manifest.attrs.get("report", {}), "prognosis_set": int(has_p.sum()),
+                  "severity_set": int(has_s.sum()), "in_both_sets": int((has_p & has_s).sum())}
+        return TwoDatasets(prog.reset_index(drop=True), sev.reset_index(drop=True),
+                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report)
+    if source == "aiforcovid_brixia":
+        from mtbench.data.sources import aiforcovid, brixia
+
+        prog = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
+        if d.get("aiforcovid_split_dir"):
+            splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
+            test = splits[splits["split"] == "test"].drop_duplicates("img")
+            prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
+        else:
+            prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
+        sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
+                                   mask_dir="masks" if d.get("use_lung_masks") else None)
+        sev["prognosis"] = np.nan
+        n = prog["fold"].nunique()
+        sev["fold"] = pd.Series(
+            assign_folds(sev, n, "patient_id", None, int(protocol.get("seed", 0))).to_numpy()
+        ).map(dict(enumerate(sorted(prog["fold"].unique())))).to_numpy()
+        images = {"prognosis": preprocess_images(prog, pre, progress=progress), "severity": preprocess_images(sev, pre, progress=progress)}
+        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog.attrs.get("report"), "brixia": sev.attrs.get("report")})
+    raise ValueError(f"Unknown data source {source!r}; use 'synthetic', 'cohen' or 'aiforcovid_brixia'.")
+
+
+def _train_val(table: pd.DataFrame, test_fold: str, val_fraction: float, seed: int, stratify: str | None):
+    """Patient-grouped train/val split of the rows outside ``test_fold``."""
+    rest = table[table["fold"] != test_fold]
+    n_val = max(2, int(round(1 / val_fraction)))
+    strat = None
+    if stratify is not None and rest[stratify].notna().all() and rest[stratify].nunique() > 1:
+        strat = stratify
+    vf = assign_folds(rest, n_val, "patient_id", strat, seed)
+    return rest[vf != 0], rest[vf == 0]
+
+
+# -------------------------------------------------------------------------------- arms
+def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Arms in an order where each comes after the arms it is initialised from."""
+    deps = {}
+    for name, spec in arms.items():
+        init = spec.get("init") or {}
+        d = [init["backbone_from"]] if "backbone_from" in init else []
+        d += list(init.get("beta_average", []))
+        missing = [x for x in d if x not in arms]
+        if missing:
+            raise ValueError(f"Arm {name!r} is initialised from {missing}, which are not arms of this experiment ({list(arms)}).")
+        deps[name] = d
+    order, done = [], set()
+    while len(order) < len(deps):
+        ready = [a for a in deps if a not in done and all(x in done for x in deps[a])]
+        if not ready:
+            raise ValueError(f"Circular arm dependencies: { {a: deps[a] for a in deps if a not in done} }")
+        for a in ready:
+            order.append(a)
+            done.add(a)
+    return order
+
+
+def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
+    """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
+    m = cfg["model"]
+    name, pretrained = backbone, m.get("pretrained", False)
+    if pretrained is True and backbone in PRETRAINED_TAGS:
+        name = PRETRAINED_TAGS[backbone]
+    kwargs = dict((m.get("backbone_kwargs") or {}).get(backbone, {}))
+    bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
+    heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
+    return MultiTaskModel(bb, heads)
+
+
+@dataclass
+class RuffiniResult:
+    """What :func:`run` produced.
+
+    ``metrics``: tidy ``backbone, arm, fold, task, metric, value, n`` (``fold == "pooled"`` for the
+    folds' test predictions pooled, with ``ci_low``/``ci_high``); ``predictions``: per
+    ``(backbone, arm)`` the test predictions of every fold; ``histories``; ``dataset_ratios``: the
+    per-batch share of each data set in the MDMT training loaders.
+    """
+
+    metrics: pd.DataFrame
+    predictions: dict[tuple[str, str], pd.DataFrame]
+    histories: dict[tuple[str, str, str], pd.DataFrame]
+    dataset_ratios: dict[tuple[str, str], pd.DataFrame]
+    config: dict[str, Any]
+    data_report: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    def table(self, metrics=PROGNOSIS_METRICS, task: str = "prognosis") -> pd.DataFrame:
+        """Prognosis metrics per backbone and arm: pooled value [95% CI] and mean ± SD over folds."""
+        m = self.metrics[(self.metrics["task"] == task) & self.metrics["metric"].isin(metrics)]
+        pooled = m[m["fold"] == "pooled"].copy()
+        pooled["cell"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(pooled["value"], pooled["ci_low"], pooled["ci_high"])]
+        folds = m[m["fold"] != "pooled"].groupby(["backbone", "arm", "metric"])["value"].agg(["mean", "std"]).reset_index()
+        folds["cell"] = [f"{a:.3f} ± {b:.3f}" for a, b in zip(folds["mean"], folds["std"].fillna(0))]
+        out = pooled.pivot_table(index=["backbone", "arm"], columns="metric", values="cell", aggfunc="first")
+        fm = folds.pivot_table(index=["backbone", "arm"], columns="metric", values="cell", aggfunc="first")
+        fm.columns = [f"{c} (folds)" for c in fm.columns]
+        cols = [c for c in metrics if c in out.columns]
+        return out[cols].join(fm[[f"{c} (folds)" for c in cols if f"{c} (folds)" in fm.columns]])
+
+    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted")) -> pd.DataFrame:
+        """Our fold-mean prognosis metrics (percent) averaged over backbones, per arm (the paper's summary)."""
+        m = self.metrics[(self.metrics["task"] == "prognosis") & (self.metrics["fold"] != "pooled") & self.metrics["metric"].isin(metrics)]
+        per_bb = m.groupby(["backbone", "arm", "metric"])["value"].mean().reset_index()
+        avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
+        return avg[[c for c in metrics if c in avg.columns]]
+
+    def compare_with_paper(self) -> pd.DataFrame:
+        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol."""
+        return compare_with_paper(self.averages(), self.config["protocol"]["name"])
+
+
+ARM_TO_PAPER = {"stl_prognosis": "stl", "ft": "ft", "mdmt": "mdmt"}
+
+
+def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv") -> pd.DataFrame:
+    """``ours`` (arm x metric, percent) beside the published 18-backbone averages for ``protocol``."""
+    from mtbench.references import load_reference
+
+    ref = load_reference("ruffini2024")
+    ref = ref[ref["protocol"] == protocol].pivot_table(index="arm", columns="metric", values="value")
+    rows = []
+    for arm, paper_arm in ARM_TO_PAPER.items():
+        for metric in ref.columns:
+            ours_v = ours.loc[arm, metric] if arm in ours.index and metric in ours.columns else np.nan
+            rows.append({"arm": arm, "metric": metric, "ours": ours_v, "paper": ref.loc[paper_arm, metric]})
+    out = pd.DataFrame(rows).pivot_table(index="arm", columns="metric", values=["ours", "paper"], dropna=False)
+    return out.swaplevel(0, 1, axis=1).sort_index(axis=1).reindex(list(ARM_TO_PAPER))
+
+
+# --------------------------------------------------------------------------------- run
+def _dataset(table, tasks, images, structure):
+    cols = label_columns(structure)
+    return MultiTaskDataset(table, tasks, images, label_columns={t.name: cols[t.name] for t in tasks},
+                            meta_columns=("patient_id", "center", "fold"))
+
+
+def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[str, list[Task]]) -> list[Task]:
+    """The arm's tasks that ``dataset`` labels (an arm training on a set must use one of its tasks)."""
+    own = [t for t in tasks if t in tasks_by_set[dataset]]
+    if not own:
+        raise ValueError(f"Arm {arm!r} trains on data set {dataset!r} but has none of its tasks {[t.name for t in tasks_by_set[dataset]]}.")
+    return own
+
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> RuffiniResult:
+    """Every backbone x fold x arm of the configuration; returns a :class:`RuffiniResult`."""
+    from mtbench.stats import bootstrap_metrics
+
+    cfg = copy.deepcopy(dict(config or default_config()))
+    threads_before = torch.get_num_threads()
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg["num_threads"]))
+    try:
+        return _run(cfg, run_dir, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(cfg: dict[str, Any], run_dir, progress: bool) -> RuffiniResult:
+    from mtbench.stats import bootstrap_metrics
+
+    t0 = time.perf_counter()
+    data = prepare_data(cfg, progress=progress)
+    timings = {"data_s": time.perf_counter() - t0}
+    structure, mode = cfg["severity"]["structure"], cfg["loss"]["mode"]
+    tasks_by_set = make_tasks(structure, mode)
+    arms = cfg["arms"]
+    order = arm_order(arms)
+    tcfg = dict(cfg["train"])
+    batch_size = int(tcfg.pop("batch_size"))
+    monitor_prog = tcfg.pop("monitor_prognosis")
+    folds = cfg["protocol"].get("folds") or sorted(data.prognosis["fold"].unique())
+    seed = int(cfg["seed"])
+    val_fraction = float(cfg["data"]["val_fraction"])
+    tables = {"prognosis": data.prognosis, "severity": data.severity}
+    rows, predictions, histories, ratios = [], {}, {}, {}
+    jobs = [(bb, f) for bb in cfg["model"]["backbones"] for f in folds]
+    for bb, fold in tqdm(jobs, desc="backbone x fold", disable=not progress):
+        split = {}
+        for s, table in tables.items():
+            tr, va = _train_val(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
+            te = table[table["fold"] == fold]
+            split[s] = {"train": tr, "val": va, "test": te}
+        trained: dict[str, MultiTaskModel] = {}
+        for arm in order:
+            spec = arms[arm]
+            t_arm = time.perf_counter()
+            tasks = [t for group in spec["tasks"] for t in tasks_by_set[group]]
+            loaders = {}
+            for part in ("train", "val", "test"):
+                sets = {s: _dataset(split[s][part], _set_tasks(arm, s, tasks, tasks_by_set),
+                                    data.images[s][split[s][part].index.to_numpy()], structure)
+                        for s in spec["datasets"] if len(split[s][part])}
+                if part == "test":
+                    # Score every arm on both test sets for the tasks it has heads for.
+                    sets = {s: _dataset(split[s]["test"], [t for t in tasks if t in tasks_by_set[s]],
+                                        data.images[s][split[s]["test"].index.to_numpy()], structure)
+                            for s in tables if any(t in tasks_by_set[s] for t in tasks) and len(split[s]["test"])}
+                loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"), seed=seed)
+            if len(spec["datasets"]) > 1:
+                ratios[(bb, arm, fold)] = batch_dataset_ratio(loaders["train"])
+            seed_everything(seed)
+            model = build_model(bb, tasks, cfg)
+            init = spec.get("init") or {}
+            if "backbone_from" in init:
+                model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
+            if "beta_average" in init:
+                a, b = init["beta_average"]
+                init_from_two(model, trained[a], trained[b], float(init.get("beta", 0.5)))
+            loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
+            monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
+            res = fit(model, loaders["train"], loaders["val"], tasks, loss,
+                      TrainConfig(**tcfg, monitor=monitor, seed=seed, progress=False))
+            trained[arm] = res.model
+            histories[(bb, arm, fold)] = res.history
+            preds = predict(res.model, loaders["test"], tasks)
+            preds.insert(1, "arm", arm)
+            preds.insert(2, "backbone", bb)
+            preds["fold"] = fold
+            predictions.setdefault((bb, arm), []).append(preds)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                m = compute_metrics(preds, tasks)
+            rows.append(m.assign(backbone=bb, arm=arm, fold=fold, best_epoch=res.best_epoch))
+            timings[f"{bb}/{arm}/{fold}_s"] = time.perf_counter() - t_arm
+    pooled_preds = {}
+    for (bb, arm), parts in predictions.items():
+        tasks = [t for group in arms[arm]["tasks"] for t in tasks_by_set[group]]
+        df = pd.concat(parts, ignore_index=True)
+        df.attrs["tasks"] = [t.to_dict() for t in tasks]
+        pooled_preds[(bb, arm)] = df
+        boot = bootstrap_metrics(df, tasks, n_boot=int(cfg["bootstrap"]["n_boot"]), ci=float(cfg["bootstrap"]["ci"]), seed=seed)
+        rows.append(boot.assign(backbone=bb, arm=arm, fold="pooled"))
+    metrics = pd.concat(rows, ignore_index=True)
+    lead = ["backbone", "arm", "fold", "task", "metric", "value", "ci_low", "ci_high", "n"]
+    metrics = metrics[[c for c in lead if c in metrics.columns] + [c for c in metrics.columns if c not in lead]]
+    timings["total_s"] = time.perf_counter() - t0
+    result = RuffiniResult(metrics, pooled_preds, histories, ratios, cfg, data.report, timings)
+    if run_dir is not None:
+        write_outputs(result, Path(run_dir))
+        result.run_dir = Path(run_dir)
+    return result
+
+
+def write_outputs(result: RuffiniResult, run_dir: Path) -> None:
+    """Config, provenance, metrics, predictions and the comparison with the paper into ``run_dir``."""
+    from mtbench.predictions import save_predictions
+    from mtbench.runs import write_run_info
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, result.config, {"timings": result.timings})
+    result.metrics.to_csv(run_dir / "metrics.csv", index=False)
+    result.table().to_csv(run_dir / "table.csv")
+    result.compare_with_paper().to_csv(run_dir / "compare_with_paper.csv")
+    for (bb, arm), df in result.predictions.items():
+        save_predictions(df, run_dir / bb / arm / "predictions.csv")
+    for (bb, arm, fold), h in result.histories.items():
+        h.to_csv(run_dir / bb / arm / f"history_fold{fold}.csv", index=False)
+    for (bb, arm, fold), r in result.dataset_ratios.items():
+        r.to_csv(run_dir / bb / arm / f"dataset_ratio_fold{fold}.csv", index=False)
