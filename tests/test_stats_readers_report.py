@@ -100,5 +100,5 @@ def test_compare_results_table_with_key():
 def test_load_reference():
     ref = load_reference("proc_asah")
     assert set(ref.model) == {"wfns", "s100b", "ndka"}
-    with pytest.raises(FileNotFoundError, match="available"):
+    with pytest.raises(FileNotFoundError, match="shipped with mtbench"):
         load_reference("nope")

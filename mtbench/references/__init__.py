@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import pandas as pd
 
@@ -15,10 +16,16 @@ def list_references() -> list[str]:
     return sorted(p.name.rsplit(".", 1)[0] for p in resources.files(__name__).iterdir() if p.name.endswith(".csv"))
 
 
-def load_reference(name: str) -> pd.DataFrame:
-    """A published-numbers table by name (``#`` comment lines hold the citation)."""
+def load_reference(name_or_path: str | Path) -> pd.DataFrame:
+    """A published-numbers table: shipped with mtbench (by name, e.g. ``"ruffini2024"``) or any CSV path.
+
+    Lines starting with ``#`` hold the citation and are skipped.
+    """
+    if Path(name_or_path).is_file():
+        return pd.read_csv(name_or_path, comment="#")
+    name = Path(name_or_path).name.removesuffix(".csv")
     path = resources.files(__name__) / f"{name}.csv"
     if not path.is_file():
-        raise ValueError(f"No reference table {name!r}; available: {list_references()}")
+        raise FileNotFoundError(f"No reference table {str(name_or_path)!r}; shipped with mtbench: {list_references()}")
     with resources.as_file(path) as p:
         return pd.read_csv(p, comment="#")

@@ -33,27 +33,10 @@ from mtbench.stats.bootstrap import _interval, _metric_distribution, resample_in
 from mtbench.stats.paired import compare_paired
 from mtbench.stats.ranking import correct_pvalues
 from mtbench.stats.roc import delong_auc, delong_test
+from mtbench.references import load_reference  # noqa: F401  (re-exported: one loader for published numbers)
 from mtbench.tasks import Task, as_task_dict
 
 __all__ = ["Comparison", "compare", "load_reference", "significance_mark", "predictions_from_scores"]
-
-REFERENCES_DIR = Path(__file__).resolve().parent.parent / "references"
-
-
-def load_reference(name_or_path: str | Path) -> pd.DataFrame:
-    """A published-numbers table: a file in ``mtbench/references`` (by name) or any CSV path.
-
-    Lines starting with ``#`` hold the citation and are skipped.
-    """
-    p = Path(name_or_path)
-    if not p.is_file():
-        cand = REFERENCES_DIR / (p.name if p.suffix else f"{p.name}.csv")
-        if not cand.is_file():
-            have = sorted(x.name for x in REFERENCES_DIR.glob("*.csv")) if REFERENCES_DIR.is_dir() else []
-            raise FileNotFoundError(f"No reference table {name_or_path!r}; available in {REFERENCES_DIR}: {have}.")
-        p = cand
-    return pd.read_csv(p, comment="#")
-
 
 def significance_mark(p: float, alpha: float = 0.05) -> str:
     """``***`` / ``**`` / ``*`` for p below 0.001 / 0.01 / ``alpha``; empty otherwise."""

@@ -384,11 +384,11 @@ def fit(
         raise ValueError(f"monitor={cfg.monitor!r}: no task {cfg.monitor[len('loss.'):]!r} (tasks: {list(tasks)}).")
     if val_loader is None and cfg.monitor != "loss":
         raise ValueError(f"monitor={cfg.monitor!r} needs a validation loader.")
-    if cfg.monitor != "loss":
+    if cfg.monitor != "loss" and not cfg.monitor.startswith("loss."):
         mon_task, _, mon_metric = cfg.monitor.partition(".")
         if mon_task not in tasks or mon_metric not in tasks[mon_task].metrics:
             raise ValueError(
-                f"monitor={cfg.monitor!r}: use 'loss' or '<task>.<metric>' with a task from {list(tasks)} "
+                f"monitor={cfg.monitor!r}: use 'loss', 'loss.<task>' or '<task>.<metric>' with a task from {list(tasks)} "
                 f"and one of its metrics ({ {t: list(v.metrics) for t, v in tasks.items()} })."
             )
     if cfg.seed is not None:
