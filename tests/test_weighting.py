@@ -35,7 +35,7 @@ def test_uncertainty_log_variances_follow_task_noise():
     """Kendall et al.: the learned log-variance of the noisier task ends larger (smaller weight),
     and each approaches log(irreducible loss) = log(noise variance) for an MSE task."""
     g = torch.Generator().manual_seed(0)
-    n, d = 512, 8
+    n, d = 256, 8
     x = torch.randn(n, d, generator=g)
     beta = torch.randn(d, 2, generator=g)
     noise_sd = torch.tensor([0.1, 1.0])  # task a: clean, task b: noisy
@@ -44,7 +44,7 @@ def test_uncertainty_log_variances_follow_task_noise():
     trunk, heads = nn.Linear(d, 16), nn.ModuleDict({"a": nn.Linear(16, 1), "b": nn.Linear(16, 1)})
     uw = create_weighting("uncertainty", ["a", "b"])
     opt = torch.optim.Adam([*trunk.parameters(), *heads.parameters(), *uw.parameters()], lr=0.02)
-    for _ in range(600):
+    for _ in range(400):
         f = trunk(x)
         losses = {t: ((heads[t](f)[:, 0] - y[:, i]) ** 2).mean() for i, t in enumerate("ab")}
         opt.zero_grad()
@@ -55,7 +55,7 @@ def test_uncertainty_log_variances_follow_task_noise():
     assert abs(s["b"] - math.log(1.0)) < 0.5
     assert uw.weights()["a"] > 5 * uw.weights()["b"]
     log = uw.weight_log()
-    assert len(log) == 600 and log["weight.a"].iloc[-1] > log["weight.a"].iloc[0]
+    assert len(log) == 400 and log["weight.a"].iloc[-1] > log["weight.a"].iloc[0]
 
 
 def test_uncertainty_total_matches_formula():
@@ -259,7 +259,8 @@ def test_missing_task_has_no_pcgrad_row():
         return f.grad[0]
 
     two = update(["a", "b"], "ab")
-    assert update(["a", "b", "c"], "ab").tolist() == pytest.approx(two.tolist()) == pytest.approx([0.5, 1.5])
+    assert two.tolist() == pytest.approx([0.5, 1.5])
+    assert update(["a", "b", "c"], "ab").tolist() == pytest.approx(two.tolist())
     assert not torch.allclose(update(["a", "b", "c"], "abc"), two + vecs["c"][0])
 
 
