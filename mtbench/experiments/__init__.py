@@ -11,6 +11,7 @@ from types import ModuleType
 
 _MODULES = {
     "quickstart": "mtbench.experiments.quickstart",
+    "when_mtl_helps": "mtbench.experiments.when_mtl_helps",
 }
 
 
