@@ -93,3 +93,7 @@ def test_tiny_run_end_to_end(tmp_path):
     assert (tmp_path / "comparisons.csv").is_file() and (tmp_path / "gain_vs_main_labels.png").is_file()
     assert len(res.curve("relatedness")) == 2
     assert not res.table().empty
+    from mtbench.plots import plot_task_weights
+
+    fig = plot_task_weights(res.weight_logs, smooth=2)
+    assert len(fig.axes) >= len(res.weight_logs)
