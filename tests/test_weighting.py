@@ -205,7 +205,7 @@ def test_gradnorm_model_gradient_is_the_weighted_sum():
         gn.task_weights["b"].fill_(0.5)
     losses = _linear_losses(f, vecs)
     total = gn(losses, f)
-    assert float(total.detach()) == pytest.approx(1.5 * float(losses["a"]) + 0.5 * float(losses["b"]))
+    assert float(total.detach()) == pytest.approx(1.5 * float(losses["a"].detach()) + 0.5 * float(losses["b"].detach()))
     total.backward()
     assert f.grad[0].tolist() == pytest.approx((1.5 * vecs["a"] + 0.5 * vecs["b"])[0].tolist())
     assert gn.task_weights["a"].grad is not None
