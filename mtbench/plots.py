@@ -87,3 +87,98 @@ def show_images(images: np.ndarray, titles: Sequence[str] | None = None, ncols: 
                 ax.set_title(titles[i], fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_task_weights(
+    logs: Mapping[str, pd.DataFrame],
+    smooth: int = 1,
+    columns: Sequence[str] | None = None,
+    ncols: int = 3,
+    sharey: bool = False,
+):
+    """Task weights over training steps, one panel per run, one line per task.
+
+    ``logs`` maps a run name to a weight log (:meth:`mtbench.mtl.Weighting.weight_log`: columns
+    ``step``, ``epoch``, ``weight.<task>``; NaN where the task was absent from the batch). Steps
+    where a task was absent are skipped, not drawn as zero. ``smooth > 1`` draws a rolling mean over
+    that many of the task's steps (RLW's weights change every step). ``columns`` picks other
+    columns of the logs instead, e.g. ``["grad_norm.prognosis", "grad_norm.severity"]``. Epoch
+    boundaries are marked by faint vertical lines.
+    """
+    n = len(logs)
+    if n == 0:
+        raise ValueError("No weight logs to plot.")
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.0 * nrows), squeeze=False, sharey=sharey)
+    for ax, (name, log) in zip(axes.flat, logs.items()):
+        cols = list(columns) if columns is not None else [c for c in log.columns if c.startswith("weight.")]
+        for i, col in enumerate(cols):
+            if col not in log.columns:
+                continue
+            s = log[["step", col]].dropna()
+            y = s[col].rolling(smooth, min_periods=1).mean() if smooth > 1 else s[col]
+            ax.plot(s["step"], y, lw=1.2, color=f"C{i}", label=col.split(".", 1)[-1])
+        if "epoch" in log.columns and len(log):
+            for b in log["step"][log["epoch"].diff().fillna(0) > 0]:
+                ax.axvline(b, color="0.85", lw=0.6, zorder=0)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes[0][0].set_ylabel("task weight" if columns is None else "value")
+    fig.tight_layout()
+    return fig
+
+
+def plot_gain_curves(
+    comparisons: pd.DataFrame,
+    x: str,
+    hue: str | None = None,
+    value: str = "mean_diff",
+    ci: tuple[str, str] = ("ci_low", "ci_high"),
+    ax=None,
+    xlog: bool | None = None,
+    ylabel: str = "gain of multi-task (AUC difference)",
+    title: str | None = None,
+):
+    """Paired gain of multi- over single-task against a factor, one line per ``hue`` value.
+
+    ``comparisons`` has one row per point with columns ``x``, ``hue`` (optional), ``value`` and the
+    CI columns (as :func:`mtbench.experiments.when_mtl_helps.compare` writes). The dashed line at 0
+    is "no difference": points above it mean multi-task helped, below it that it hurt.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    else:
+        fig = ax.figure
+    groups = [(None, comparisons)] if hue is None else list(comparisons.groupby(hue, sort=False))
+    xs_all = []
+    for i, (name, grp) in enumerate(groups):
+        grp = grp.sort_values(x)
+        xs = grp[x].astype(float).to_numpy()
+        xs_all += list(xs)
+        y = grp[value].to_numpy(dtype=float)
+        lo, hi = grp[ci[0]].to_numpy(dtype=float), grp[ci[1]].to_numpy(dtype=float)
+        err = np.vstack([np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)])
+        err = np.nan_to_num(err)
+        ax.errorbar(xs, y, yerr=err, marker="o", capsize=3, color=f"C{i}", label=None if name is None else f"{hue}={name}")
+    ax.axhline(0, color="k", ls="--", lw=0.8)
+    if xlog is None:
+        pos = [v for v in xs_all if v > 0]
+        xlog = len(pos) == len(xs_all) and len(pos) > 1 and max(pos) / min(pos) >= 8
+    if xlog:
+        ax.set_xscale("log")
+        ticks = sorted(set(xs_all))
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xlabel(x)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    if hue is not None:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

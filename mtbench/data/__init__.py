@@ -9,7 +9,7 @@ from mtbench.data.splits import (
     subsample_labels,
     train_val_test_split,
 )
-from mtbench.data.synthetic import SyntheticCXR, SyntheticCXRConfig, make_synthetic_cxr
+from mtbench.data.synthetic import SyntheticCXR, SyntheticCXRConfig, flip_labels, make_synthetic_cxr
 
 __all__ = [
     "LeakageError",
@@ -18,6 +18,7 @@ __all__ = [
     "SyntheticCXRConfig",
     "assign_folds",
     "check_no_leakage",
+    "flip_labels",
     "make_synthetic_cxr",
     "split_table",
     "subsample_labels",

@@ -22,6 +22,18 @@ Generative model (per patient ``i``; every number is a field of :class:`Syntheti
    zone is a monotone function of its score: the score is *visible*.
 6. Intensities are in ``[0, 1]`` (air dark, tissue bright), returned as ``float32 [N, 1, H, W]``.
 
+Options for controlled experiments (all off by default, so the default data never change; each
+draws from its own random stream, so turning one on leaves every other draw, image and label as
+it was):
+
+* ``heart_size_sd > 0``: a second, **independent** generative factor. Each patient's heart shadow
+  is scaled by ``heart_size = exp(heart_size_sd * u_i)``, ``u_i ~ N(0, 1)``, independent of the
+  disease burden and of prognosis. It is visible in the image, so ``heart_size`` is a learnable
+  auxiliary task *unrelated* to prognosis (while ``severity`` is related). The column
+  ``heart_size`` is 1.0 when the option is off.
+* ``label_noise > 0``: each ``prognosis`` label is flipped with this probability (symmetric label
+  noise); the clean label is kept in ``prognosis_clean``.
+
 Several images of one patient (``images_per_patient > 1``) share the zone scores and prognosis
 but differ in pose, contrast, noise and blob positions, for testing patient-grouped splits.
 
@@ -54,6 +66,8 @@ class SyntheticCXRConfig:
     opacity_amplitude: float = 0.18
     haze_per_point: float = 0.03
     image_noise: float = 0.03
+    heart_size_sd: float = 0.0
+    label_noise: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -61,6 +75,10 @@ class SyntheticCXRConfig:
             raise ValueError("n_patients and images_per_patient must be >= 1.")
         if self.size < 32:
             raise ValueError(f"size must be >= 32 pixels, got {self.size}.")
+        if not 0.0 <= self.label_noise <= 0.5:
+            raise ValueError(f"label_noise is a flip probability in [0, 0.5], got {self.label_noise}.")
+        if self.heart_size_sd < 0:
+            raise ValueError(f"heart_size_sd must be >= 0, got {self.heart_size_sd}.")
 
 
 @dataclass
@@ -68,7 +86,8 @@ class SyntheticCXR:
     """Output of :func:`make_synthetic_cxr`.
 
     ``images`` ``float32 [N, 1, H, W]``; ``table`` one row per image (``sample_id``, ``patient_id``,
-    ``zone_A..zone_F``, ``severity``, ``prognosis``, ``p_severe``, ``burden``); ``lung_mask`` and
+    ``zone_A..zone_F``, ``severity``, ``prognosis``, ``p_severe``, ``burden``, ``heart_size``,
+    ``prognosis_clean``); ``lung_mask`` and
     ``opacity_mask`` ``bool [N, H, W]`` (where the lungs and the drawn opacities are).
     """
 
@@ -99,7 +118,25 @@ def _ellipse(xx, yy, cx, cy, rx, ry):
     return ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
 
 
-def _draw_one(rng: np.random.Generator, zones: np.ndarray, cfg: SyntheticCXRConfig, xx, yy):
+def flip_labels(labels, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Symmetric label noise: each binary label (0/1; NaN stays NaN) flips with probability ``rate``.
+
+    >>> flip_labels(np.array([0, 1, 1, np.nan]), 0.0, np.random.default_rng(0)).tolist()
+    [0.0, 1.0, 1.0, nan]
+    """
+    y = np.asarray(labels, dtype=float).copy()
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"A flip rate is a probability, got {rate}.")
+    present = ~np.isnan(y)
+    bad = present & ~np.isin(y, (0.0, 1.0))
+    if bad.any():
+        raise ValueError(f"flip_labels needs binary 0/1 labels; got {sorted(set(y[bad].tolist()))[:5]}.")
+    flip = present & (rng.uniform(size=y.shape) < rate)
+    y[flip] = 1.0 - y[flip]
+    return y
+
+
+def _draw_one(rng: np.random.Generator, zones: np.ndarray, cfg: SyntheticCXRConfig, xx, yy, heart_size: float = 1.0):
     """Draw one image for zone scores ``zones`` (6 ints); returns image, lung mask, opacity mask."""
     j = lambda scale: rng.normal(0.0, scale)  # noqa: E731  small positional jitter
     img = np.full(xx.shape, 0.08, dtype=np.float32)
@@ -115,7 +152,9 @@ def _draw_one(rng: np.random.Generator, zones: np.ndarray, cfg: SyntheticCXRConf
         lungs.append((cx, cy, rx, ry, _ellipse(xx, yy, cx, cy, rx, ry)))
     lung_mask = lungs[0][4] | lungs[1][4]
     img[lung_mask] = 0.18
-    heart = _ellipse(xx, yy, 0.56 + j(0.01), 0.68 + j(0.01), 0.13 + j(0.006), 0.11 + j(0.006))
+    hx, hy = 0.56 + j(0.01), 0.68 + j(0.01)
+    hrx, hry = (0.13 + j(0.006)) * heart_size, (0.11 + j(0.006)) * heart_size
+    heart = _ellipse(xx, yy, hx, hy, hrx, hry)
     img[heart] = np.maximum(img[heart], 0.6)
     lung_mask &= ~heart
 
@@ -161,6 +200,13 @@ def make_synthetic_cxr(config: SyntheticCXRConfig | None = None, **overrides) ->
     clean_logit = cfg.prognosis_slope * (severity - cfg.prognosis_center)
     logit = clean_logit + cfg.prognosis_noise * rng.normal(size=n_pat)
     prognosis = (rng.uniform(size=n_pat) < 1 / (1 + np.exp(-logit))).astype(int)
+    # Optional factors use their own streams, so the draws above and below never depend on them.
+    heart_size = np.ones(n_pat)
+    if cfg.heart_size_sd > 0:
+        heart_size = np.exp(cfg.heart_size_sd * np.random.default_rng([cfg.seed, 1]).normal(size=n_pat))
+    observed = prognosis
+    if cfg.label_noise > 0:
+        observed = flip_labels(prognosis, cfg.label_noise, np.random.default_rng([cfg.seed, 2])).astype(int)
 
     ax = (np.arange(cfg.size, dtype=np.float32) + 0.5) / cfg.size
     xx, yy = np.meshgrid(ax, ax)
@@ -172,16 +218,18 @@ def make_synthetic_cxr(config: SyntheticCXRConfig | None = None, **overrides) ->
     for p in range(n_pat):
         for r in range(k):
             i = p * k + r
-            images[i, 0], lung[i], opac[i] = _draw_one(rng, zones[p], cfg, xx, yy)
+            images[i, 0], lung[i], opac[i] = _draw_one(rng, zones[p], cfg, xx, yy, float(heart_size[p]))
             rows.append(
                 {
                     "sample_id": f"syn{cfg.seed}-{p:05d}-{r}",
                     "patient_id": f"P{cfg.seed}-{p:05d}",
                     **{f"zone_{z}": int(zones[p, zi]) for zi, z in enumerate(ZONES)},
                     "severity": int(severity[p]),
-                    "prognosis": int(prognosis[p]),
+                    "prognosis": int(observed[p]),
                     "p_severe": float(1 / (1 + np.exp(-clean_logit[p]))),
                     "burden": float(burden[p]),
+                    "heart_size": float(heart_size[p]),
+                    "prognosis_clean": int(prognosis[p]),
                 }
             )
     return SyntheticCXR(images, pd.DataFrame(rows), lung, opac, cfg)

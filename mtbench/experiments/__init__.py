@@ -1,7 +1,9 @@
 """Experiments: each paper (and the quickstart) as configuration plus one ``run`` function.
 
 Every experiment module defines ``NAME``, ``DESCRIPTION``, ``default_config(profile)`` and
-``run(config, run_dir, progress)``. Register new ones in ``_MODULES``.
+``run(config, run_dir, progress)``. Experiments that can be resumed unit by unit and spread over a
+cluster also define ``units(config)``, ``run_unit(config, unit, unit_dir, progress)`` and
+``report(run_dir)`` (see :mod:`mtbench.runs`). Register new ones in ``_MODULES``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ _MODULES = {
     "quickstart": "mtbench.experiments.quickstart",
     "ruffini2024": "mtbench.experiments.ruffini2024",
     "ruffini2024_backbones": "mtbench.experiments.ruffini2024_backbones",
+    "when_mtl_helps": "mtbench.experiments.when_mtl_helps",
 }
 
 

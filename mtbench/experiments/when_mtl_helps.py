@@ -1,0 +1,443 @@
+"""When does multi-task learning help? A controlled benchmark on synthetic images with a known answer.
+
+A main task (``prognosis``) is learned alone (single-task) or together with one auxiliary task
+(multi-task, several weighting strategies), while **one factor at a time** is varied around a
+baseline setting:
+
+``relatedness``      the auxiliary task is *related* (severity, which prognosis depends on) or
+                     *unrelated* (heart size, an independent generative factor that is just as
+                     visible in the image). The images are the same in both cases: only the
+                     auxiliary label changes.
+``n_main_labels``    how many training images keep their main-task label (crossed with
+                     ``relatedness``: these are the curves of the notebook).
+``n_aux_labels``     how many training images keep their auxiliary label (``None``: all).
+``label_noise``      the probability that a main-task label of the training and validation
+                     images is flipped (test labels stay clean).
+
+Every arm of one seed shares the split, the labelled subsets, the label noise and the
+initialisation seed, so single- and multi-task results are **paired** by seed. The comparison is
+a paired test of the per-seed test AUC differences (``scipy.stats``; :func:`paired_summary` is the
+one place to swap in ``mtbench.stats``).
+
+Fairness choices (visible options, see :func:`default_config`):
+
+* ``single_task_steps="matched"``: the single-task model takes as many optimizer steps per epoch
+  as the multi-task model (its few labelled images are resampled with replacement); ``"epochs"``
+  gives it one pass over its own images per epoch instead (far fewer steps when labels are few).
+* Model selection (best epoch) on the validation AUC of the main task; validation labels are
+  all kept (only training labels are made scarce).
+
+Data come from a *generator* (``config["generator"]``, a registered name): ``synthetic_cxr``
+(2D) is built in; a 3D generator (e.g. a head-CT phantom) plugs in with
+:func:`register_generator` and the same grid runs unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import RandomSampler
+from tqdm.auto import tqdm
+
+from mtbench.data import MultiTaskDataset, flip_labels, make_synthetic_cxr, subsample_labels, train_val_test_split
+from mtbench.metrics import metric_value
+from mtbench.models import create_model
+from mtbench.mtl import MultiTaskLoss
+from mtbench.profiles import by_profile, current_profile
+from mtbench.tasks import Task
+from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+
+NAME = "when_mtl_helps"
+DESCRIPTION = (
+    "controlled benchmark: single- vs multi-task (several weightings) as relatedness, "
+    "label counts and label noise vary one at a time"
+)
+
+FACTORS = ("relatedness", "n_main_labels", "n_aux_labels", "label_noise")
+
+
+# ----------------------------------------------------------------------------- generators
+
+
+@dataclass
+class BenchmarkData:
+    """What a generator returns.
+
+    ``images`` ``[N, C, ...]`` (2D or 3D); ``table`` one row per image with ``sample_id``,
+    ``patient_id``, the main task's column and each auxiliary task's column; ``main`` the main
+    :class:`Task` (binary); ``auxiliary`` ``{"related": Task, "unrelated": Task}`` (regression
+    tasks are standardised with the training mean and SD by the experiment).
+    """
+
+    images: np.ndarray
+    table: pd.DataFrame
+    main: Task
+    auxiliary: dict[str, Task]
+    spatial_dims: int = 2
+
+
+_GENERATORS: dict[str, Callable[[Mapping[str, Any]], BenchmarkData]] = {}
+
+
+def register_generator(name: str):
+    """Decorator: make ``fn(data_config) -> BenchmarkData`` usable as ``config["generator"] = name``."""
+
+    def deco(fn):
+        if name in _GENERATORS:
+            raise ValueError(f"A generator named {name!r} is already registered.")
+        _GENERATORS[name] = fn
+        return fn
+
+    return deco
+
+
+def list_generators() -> list[str]:
+    return sorted(_GENERATORS)
+
+
+@register_generator("synthetic_cxr")
+def _synthetic_cxr(d: Mapping[str, Any]) -> BenchmarkData:
+    """2D synthetic chest X-rays: related = Brixia-style severity, unrelated = heart size."""
+    data = make_synthetic_cxr(
+        n_patients=d["n_patients"], size=d["size"], seed=d["seed"], heart_size_sd=d.get("heart_size_sd", 0.2)
+    )
+    table = data.table.copy()
+    table["heart_size"] = np.log(table["heart_size"])  # symmetric around 0
+    main = Task("prognosis", "binary", class_names=("mild", "severe"), description="severe outcome (synthetic)")
+    aux = {
+        "related": Task("severity", "regression", metrics=("mae", "pearson_r"), description="global severity 0-18 (standardised)"),
+        "unrelated": Task("heart_size", "regression", metrics=("mae", "pearson_r"), description="log heart-size factor (standardised)"),
+    }
+    return BenchmarkData(data.images, table, main, aux, spatial_dims=2)
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+def default_config(profile: str | None = None) -> dict[str, Any]:
+    """The benchmark's settings for a profile (``smoke``: about 3 minutes on a shared 2-core CPU)."""
+    p = profile or current_profile()
+    return {
+        "experiment": NAME,
+        "profile": p,
+        "generator": "synthetic_cxr",
+        "data": {
+            "n_patients": by_profile(500, 3000, p),
+            "size": by_profile(64, 128, p),
+            "heart_size_sd": 0.2,
+            "val_fraction": 0.15,
+            "test_fraction": 0.3,
+            "seed": 0,
+        },
+        # The setting every factor is varied around.
+        "baseline": {"relatedness": "related", "n_main_labels": by_profile(10, 20, p), "n_aux_labels": None, "label_noise": 0.0},
+        # Values of each factor (the baseline value is added). n_main_labels x relatedness is crossed.
+        "grid": {
+            "relatedness": ["related", "unrelated"],
+            "n_main_labels": by_profile([10, 40], [10, 20, 40, 80, 160, 320], p),
+            "n_aux_labels": by_profile([30], [25, 50, 100, 200], p),
+            "label_noise": by_profile([0.2], [0.1, 0.2, 0.3], p),
+        },
+        "cross": ["n_main_labels", "relatedness"],
+        # Weightings run in every multi-task setting, and those added at the baseline only.
+        "weightings": by_profile(["equal"], ["equal", "uncertainty", "pcgrad"], p),
+        "baseline_weightings": by_profile(["uncertainty", "pcgrad"], ["dwa", "random", "gradnorm"], p),
+        "weighting_kwargs": {},
+        "seeds": by_profile([0, 1, 2], list(range(10)), p),
+        "single_task_steps": "matched",
+        "model": {"backbone": "convnet", "backbone_kwargs": {"channels": by_profile([8, 16, 32], [16, 32, 64, 128], p)},
+                  "head_hidden": [], "head_dropout": 0.1},
+        "train": {
+            "epochs": by_profile(6, 40, p),
+            "batch_size": 32,
+            "lr": 2e-3,
+            "weight_decay": 1e-4,
+            "monitor": "prognosis.auc",
+            "patience": by_profile(None, 10, p),
+        },
+        "metric": "auc",
+        # Threads for torch on CPU (None: leave as is). One thread is faster on a busy shared CPU.
+        "torch_threads": by_profile(1, None, p),
+    }
+
+
+def settings(config: Mapping[str, Any], n_train: int | None = None) -> pd.DataFrame:
+    """The grid: one row per setting (``relatedness, n_main_labels, n_aux_labels, label_noise``).
+
+    The factors in ``config["cross"]`` are crossed with each other; every other factor is varied
+    alone with the rest at the baseline. Duplicates are removed; ``is_baseline`` marks the baseline.
+    ``n_aux_labels=None`` means every training image; given ``n_train`` it is written as that number.
+    """
+    base = dict(config["baseline"])
+    unknown = set(base) ^ set(FACTORS)
+    if unknown:
+        raise ValueError(f"baseline must set exactly the factors {FACTORS}; got {sorted(base)}.")
+    grid = {f: list(dict.fromkeys([base[f], *config["grid"].get(f, [])])) for f in FACTORS}
+    cross = list(config.get("cross", []))
+    rows = []
+    for combo in itertools.product(*[grid[f] for f in cross]):
+        rows.append({**base, **dict(zip(cross, combo))})
+    for f in FACTORS:
+        if f in cross:
+            continue
+        rows += [{**base, f: v} for v in grid[f]]
+    unique: list[dict] = []
+    for r in rows:
+        if r not in unique:
+            unique.append(r)
+    df = pd.DataFrame(unique, columns=list(FACTORS))
+    df["is_baseline"] = [r == base for r in unique]
+    df.insert(0, "setting", [f"s{i:02d}" for i in range(len(df))])
+    if n_train is not None:  # "all auxiliary labels" as a number, so it can be plotted
+        df["n_aux_labels"] = df["n_aux_labels"].fillna(n_train).astype(int)
+    return df
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def paired_summary(treatment, control, ci: float = 0.95) -> dict[str, float]:
+    """Paired comparison of per-seed values: mean difference, its t-interval and two paired tests.
+
+    The one place that does the statistics (``scipy.stats.ttest_rel`` and ``wilcoxon``), so it can
+    be swapped for ``mtbench.stats`` paired tests. With ``n < 2`` pairs, tests are NaN.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(treatment, float), np.asarray(control, float)
+    d = a - b
+    n = len(d)
+    out = {"n": n, "mean_diff": float(d.mean()) if n else float("nan"), "sd_diff": float(d.std(ddof=1)) if n > 1 else float("nan"),
+           "wins": int((d > 0).sum()), "ci_low": float("nan"), "ci_high": float("nan"),
+           "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
+    if n >= 2:
+        half = stats.t.ppf(0.5 + ci / 2, n - 1) * out["sd_diff"] / np.sqrt(n)
+        out["ci_low"], out["ci_high"] = out["mean_diff"] - half, out["mean_diff"] + half
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out["p_ttest"] = float(stats.ttest_rel(a, b).pvalue)
+            if np.any(d != 0):
+                out["p_wilcoxon"] = float(stats.wilcoxon(a, b).pvalue)
+    return out
+
+
+# ----------------------------------------------------------------------------- running
+
+
+@dataclass
+class WhenMTLResult:
+    """What :func:`run` returns.
+
+    ``runs``: one row per trained model (setting, arm, weighting, seed, test metric, best epoch,
+    seconds). ``comparisons``: one row per (setting, weighting): the paired multi- minus
+    single-task difference over seeds. ``weight_logs``: the per-step weight log of every
+    multi-task run, keyed ``"<setting>/<weighting>/seed<k>"``.
+    """
+
+    runs: pd.DataFrame
+    comparisons: pd.DataFrame
+    settings: pd.DataFrame
+    weight_logs: dict[str, pd.DataFrame]
+    histories: dict[str, pd.DataFrame]
+    config: dict[str, Any]
+    run_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """The paired comparisons: ``gain [CI] (p)`` per setting and weighting."""
+        c = self.comparisons.copy()
+        c["gain"] = c.apply(lambda r: f"{r.mean_diff:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}] p={r.p_ttest:.2f}", axis=1)
+        return c.pivot_table(index=list(FACTORS), columns="weighting", values="gain", aggfunc="first")
+
+    def curve(self, factor: str, hue: str | None = None, weighting: str = "equal") -> pd.DataFrame:
+        """Comparison rows for the curve along ``factor`` (other factors at baseline, except ``hue``)."""
+        base = self.settings[self.settings["is_baseline"]].iloc[0]
+        keep = self.comparisons["weighting"] == weighting
+        for f in FACTORS:
+            if f not in (factor, hue):
+                keep &= self.comparisons[f] == base[f]
+        return self.comparisons[keep].sort_values([c for c in (hue, factor) if c])
+
+
+def _standardise(table: pd.DataFrame, column: str, train_mask: np.ndarray) -> None:
+    mu = table.loc[train_mask, column].mean()
+    sd = table.loc[train_mask, column].std()
+    table[column] = (table[column] - mu) / (sd if sd > 0 else 1.0)
+
+
+def _prepare_seed(bench: BenchmarkData, split: np.ndarray, setting: Mapping[str, Any], seed: int) -> pd.DataFrame:
+    """The label table of one (setting, seed): scarce main/aux labels and label noise."""
+    main = bench.main.name
+    aux = bench.auxiliary[setting["relatedness"]].name
+    table = bench.table.copy()
+    table["split"] = split
+    train = (table["split"] == "train").to_numpy()
+    train_val = train | (table["split"] == "val").to_numpy()
+    table[main] = table[main].astype(float)
+    if setting["label_noise"]:
+        rng = np.random.default_rng([seed, 11])
+        table.loc[train_val, main] = flip_labels(table.loc[train_val, main].to_numpy(), float(setting["label_noise"]), rng)
+    n_train = int(train.sum())
+    n_main = int(setting["n_main_labels"])
+    if n_main > n_train:
+        raise ValueError(f"n_main_labels={n_main} but only {n_train} training images.")
+    scarce = subsample_labels(table[train], main, n_main, seed=seed)
+    table.loc[train, main] = scarce[main].to_numpy()
+    _standardise(table, aux, train)
+    n_aux = setting["n_aux_labels"]
+    n_aux = n_train if n_aux is None or pd.isna(n_aux) else int(n_aux)
+    if n_aux > n_train:
+        raise ValueError(f"n_aux_labels={n_aux} but only {n_train} training images.")
+    if n_aux < n_train:
+        scarce = subsample_labels(table[train], aux, n_aux, seed=seed + 1000, stratify=False)
+        table.loc[train, aux] = scarce[aux].to_numpy()
+    return table
+
+
+def _fit_one(bench, table, tasks, cfg, seed, weighting, single_task, progress):
+    main = bench.main.name
+    tcfg = dict(cfg["train"])
+    batch_size = tcfg.pop("batch_size")
+    parts = {s: table[table["split"] == s] for s in ("train", "val", "test")}
+    n_mt_train = len(parts["train"])
+    if single_task:
+        parts["train"] = parts["train"][parts["train"][main].notna()]
+    loaders = {}
+    for s, part in parts.items():
+        ds = MultiTaskDataset(part, tasks, bench.images[part.index.to_numpy()])
+        sampler = None
+        if s == "train" and single_task and cfg["single_task_steps"] == "matched":
+            g = torch.Generator().manual_seed(seed)
+            sampler = RandomSampler(ds, replacement=True, num_samples=n_mt_train, generator=g)
+        loaders[s] = make_loader(ds, batch_size=batch_size, shuffle=(s == "train"), seed=seed, sampler=sampler)
+    seed_everything(seed)
+    model = create_model(
+        cfg["model"]["backbone"], tasks, spatial_dims=bench.spatial_dims, in_chans=bench.images.shape[1],
+        head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
+        backbone_kwargs=cfg["model"].get("backbone_kwargs"),
+    )
+    wkw = dict(cfg.get("weighting_kwargs", {}).get(weighting, {}))
+    loss = MultiTaskLoss(tasks, weighting=weighting, **wkw)
+    res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=False))
+    preds = predict(res.model, loaders["test"], tasks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = metric_value(preds, bench.main, cfg["metric"])
+    return value, res, loss.weighting.weight_log()
+
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> WhenMTLResult:
+    """Train every (setting, arm, weighting, seed) of the grid; write results into ``run_dir`` if given."""
+    cfg = copy.deepcopy(dict(config or default_config()))
+    if cfg["generator"] not in _GENERATORS:
+        raise ValueError(f"Unknown generator {cfg['generator']!r}; registered: {list_generators()}.")
+    if cfg["single_task_steps"] not in ("matched", "epochs"):
+        raise ValueError(f"single_task_steps must be 'matched' or 'epochs', got {cfg['single_task_steps']!r}.")
+    old_threads = torch.get_num_threads()
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg["torch_threads"]))
+    try:
+        return _run(cfg, run_dir, progress)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _run(cfg, run_dir, progress):
+    t0 = time.perf_counter()
+    bench = _GENERATORS[cfg["generator"]](cfg["data"])
+    d = cfg["data"]
+    split = train_val_test_split(
+        bench.table, val_fraction=d["val_fraction"], test_fraction=d["test_fraction"],
+        stratify_column=bench.main.name, seed=d["seed"],
+    ).to_numpy()
+    n_train = int((split == "train").sum())
+    grid = settings(cfg, n_train)
+    timings = {"data_s": time.perf_counter() - t0}
+    jobs = []  # (setting row, weighting or None, seed)
+    for _, s in grid.iterrows():
+        names = list(cfg["weightings"]) + (list(cfg.get("baseline_weightings", [])) if s["is_baseline"] else [])
+        for seed in cfg["seeds"]:
+            jobs.append((s, None, seed))
+            jobs += [(s, w, seed) for w in dict.fromkeys(names)]
+    rows, weight_logs, histories, st_cache = [], {}, {}, {}
+    bar = tqdm(jobs, desc=NAME, disable=not progress)
+    for s, weighting, seed in bar:
+        setting = {f: s[f] for f in FACTORS}
+        # A single-task model ignores the auxiliary task: train it once per (main labels, noise, seed).
+        st_key = (setting["n_main_labels"], setting["label_noise"], seed)
+        if weighting is None and st_key in st_cache:
+            rows.append({**st_cache[st_key], "setting": s["setting"], **setting, "reused": True})
+            continue
+        bar.set_postfix_str(f"{s['setting']} {weighting or 'single'} seed{seed}")
+        table = _prepare_seed(bench, split, setting, seed)
+        aux = bench.auxiliary[setting["relatedness"]]
+        tasks = [bench.main] if weighting is None else [bench.main, aux]
+        t_fit = time.perf_counter()
+        value, res, wlog = _fit_one(bench, table, tasks, cfg, seed, weighting or "equal", weighting is None, progress)
+        row = {
+            "setting": s["setting"], **setting, "arm": "single_task" if weighting is None else "multi_task",
+            "weighting": weighting or "-", "aux_task": "-" if weighting is None else aux.name, "seed": seed,
+            cfg["metric"]: value, "best_epoch": res.best_epoch, "seconds": time.perf_counter() - t_fit, "reused": False,
+        }
+        rows.append(row)
+        key = f"{s['setting']}/{weighting or 'single_task'}/seed{seed}"
+        histories[key] = res.history
+        if weighting is None:
+            st_cache[st_key] = {k: v for k, v in row.items() if k not in ("setting", *FACTORS, "reused")}
+        else:
+            weight_logs[key] = wlog
+    runs = pd.DataFrame(rows)
+    comparisons = compare(runs, cfg["metric"])
+    timings["total_s"] = time.perf_counter() - t0
+    out = WhenMTLResult(runs, comparisons, grid, weight_logs, histories, cfg, timings=timings)
+    if run_dir is not None:
+        out.run_dir = Path(run_dir)
+        write_outputs(out, out.run_dir)
+    return out
+
+
+def compare(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
+    """Paired multi- minus single-task differences per (setting, weighting), paired by seed."""
+    out = []
+    st = runs[runs["arm"] == "single_task"].set_index(["setting", "seed"])[metric]
+    mt = runs[runs["arm"] == "multi_task"]
+    for (setting, weighting), grp in mt.groupby(["setting", "weighting"], sort=False):
+        grp = grp.sort_values("seed")
+        control = st.loc[[(setting, k) for k in grp["seed"]]].to_numpy()
+        first = grp.iloc[0]
+        out.append({
+            "setting": setting, **{f: first[f] for f in FACTORS}, "weighting": weighting,
+            f"single_{metric}": float(np.mean(control)), f"multi_{metric}": float(grp[metric].mean()),
+            **paired_summary(grp[metric].to_numpy(), control),
+        })
+    return pd.DataFrame(out)
+
+
+def write_outputs(result: WhenMTLResult, run_dir: Path) -> None:
+    """Tables, weight logs and figures into a run folder."""
+    import matplotlib.pyplot as plt
+
+    from mtbench.plots import plot_gain_curves
+    from mtbench.runs import write_run_info
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, result.config, {"timings": result.timings})
+    result.settings.to_csv(run_dir / "settings.csv", index=False)
+    result.runs.to_csv(run_dir / "runs.csv", index=False)
+    result.comparisons.to_csv(run_dir / "comparisons.csv", index=False)
+    for key, log in result.weight_logs.items():
+        path = run_dir / "weights" / (key.replace("/", "_") + ".csv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log.to_csv(path, index=False)
+    fig = plot_gain_curves(result.curve("n_main_labels", hue="relatedness"), x="n_main_labels", hue="relatedness")
+    fig.savefig(run_dir / "gain_vs_main_labels.png", dpi=110)
+    plt.close(fig)
