@@ -44,6 +44,8 @@ of each present task and, for gradient-based strategies, gradient statistics.
 
 from __future__ import annotations
 
+import copy
+
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -96,6 +98,27 @@ class Weighting(nn.Module):
 
     name = "base"
     needs_features = False
+    # Python attributes (besides parameters and buffers) that a checkpoint must carry for an exact
+    # resume; torch.Generator attributes are saved by their state.
+    _state_attrs: tuple[str, ...] = ()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"epochs_done": self._epochs_done, "step_log": list(self._step_log)}
+        for attr in self._state_attrs:
+            value = getattr(self, attr)
+            state[attr] = value.get_state() if isinstance(value, torch.Generator) else copy.deepcopy(value)
+        return state
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._epochs_done = int(state["epochs_done"])
+        self._step_log = list(state["step_log"])
+        for attr in self._state_attrs:
+            if attr in state:
+                current = getattr(self, attr)
+                if isinstance(current, torch.Generator):
+                    current.set_state(state[attr])
+                else:
+                    setattr(self, attr, copy.deepcopy(state[attr]))
 
     def __init__(self, tasks: Sequence[str]):
         super().__init__()
@@ -296,6 +319,8 @@ class DynamicWeightAverage(Weighting):
     are not renormalised.
     """
 
+    _state_attrs = ("loss_history",)
+
     def __init__(self, tasks: Sequence[str], temperature: float = 2.0):
         super().__init__(tasks)
         if not temperature > 0:
@@ -341,6 +366,8 @@ class RandomLossWeighting(Weighting):
     draws come from a private generator (``seed``), so they do not disturb other random streams.
     Validation uses the expected weight ``1/K``.
     """
+
+    _state_attrs = ("_gen",)
 
     def __init__(self, tasks: Sequence[str], seed: int = 0):
         super().__init__(tasks)
@@ -468,6 +495,7 @@ class PCGrad(Weighting):
     """
 
     needs_features = True
+    _state_attrs = ("_gen",)
 
     def __init__(self, tasks: Sequence[str], seed: int = 0, eps: float = 1e-12):
         super().__init__(tasks)

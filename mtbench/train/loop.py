@@ -456,6 +456,7 @@ def fit(
         sums = {t: 0.0 for t in tasks}
         counts = {t: 0 for t in tasks}
         weight_sums: dict[str, float] = {}
+        weight_counts: dict[str, int] = {}  # batches in which the task was present
         total_sum, n_batches, skipped = 0.0, 0, 0
         optimizer.zero_grad(set_to_none=True)
         steps = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not (cfg.progress and main))
@@ -495,6 +496,7 @@ def fit(
                 counts[t] += res.counts[t]
             for t, w in res.weights.items():
                 weight_sums[t] = weight_sums.get(t, 0.0) + w
+                weight_counts[t] = weight_counts.get(t, 0) + 1
         if dist_info.enabled:  # pool the epoch's training statistics over ranks
             pooled = ddp.all_reduce_sum(
                 {"total": total_sum, "batches": float(n_batches), **{f"s.{t}": sums[t] for t in tasks},
@@ -512,7 +514,7 @@ def fit(
             "lr": optimizer.param_groups[0]["lr"],
             "train_loss": total_sum / n_batches,
             **{f"train_loss.{t}": v for t, v in train_task_loss.items()},
-            **{f"weight.{t}": w / max(n_batches, 1) for t, w in weight_sums.items()},
+            **{f"weight.{t}": w / weight_counts[t] for t, w in weight_sums.items()},  # mean over batches with the task
         }
         if skipped:
             row["skipped_batches"] = skipped
