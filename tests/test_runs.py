@@ -94,3 +94,30 @@ def test_two_process_ddp_on_cpu_gives_each_sample_once(tmp_path):
     assert (run_dir / "results.csv").is_file() and (run_dir / "summary.txt").is_file()
     invocations = [json.loads(line) for line in (run_dir / "invocations.jsonl").read_text().splitlines()]
     assert invocations[-1]["world_size"] == 2
+
+
+def test_ruffini_units_respect_arm_dependencies_and_report(tmp_path, capsys):
+    """The paper's sweep as units: FT/MDMT units run after (and from) their STL units' checkpoints."""
+    from mtbench.experiments import ruffini2024
+    from mtbench.runs import unit_key
+
+    cfg = ruffini2024.default_config("smoke")
+    units = ruffini2024.units(cfg)
+    keys = [unit_key(u) for u in units]
+    assert len(units) == len(cfg["model"]["backbones"]) * cfg["protocol"]["n_folds"] * len(cfg["arms"])
+    for u in units:
+        for dep in u.get("after", []):
+            assert keys.index(dep) < keys.index(unit_key(u))
+    mdmt = next(u for u in units if u["arm"] == "mdmt")
+    assert sorted(mdmt["after"]) == sorted(unit_key({**mdmt, "arm": a}) for a in ("stl_prognosis", "stl_severity"))
+    tiny = ["--set", "train.epochs=1", "--set", "data.synthetic.n_patients=60", "--set", "data.size=32",
+            "--set", "bootstrap.n_boot=10", "--set", "protocol.folds=['0']"]
+    # Asking for the MDMT unit alone runs its two STL dependencies first.
+    assert main(["run", "ruffini2024", "--out", str(tmp_path), "--quiet", "--arm", "mdmt", *tiny]) == 0
+    (run_dir,) = sorted((tmp_path / "ruffini2024").iterdir())
+    done = sorted(p.parent.relative_to(run_dir / "units").as_posix() for p in run_dir.glob("units/**/DONE.json"))
+    assert done == ["backbone=convnet/fold=0/arm=mdmt", "backbone=convnet/fold=0/arm=stl_prognosis",
+                    "backbone=convnet/fold=0/arm=stl_severity"]
+    out = capsys.readouterr().out
+    assert "1 unit(s) not finished yet: backbone=convnet/fold=0/arm=ft" in out
+    assert (run_dir / "compare_with_paper.csv").is_file()

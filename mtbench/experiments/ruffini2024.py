@@ -406,7 +406,6 @@ def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[
 
 def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> RuffiniResult:
     """Every backbone x fold x arm of the configuration; returns a :class:`RuffiniResult`."""
-    from mtbench.stats import bootstrap_metrics
 
     cfg = copy.deepcopy(dict(config or default_config()))
     threads_before = torch.get_num_threads()
@@ -418,90 +417,235 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
         torch.set_num_threads(threads_before)
 
 
-def _run(cfg: dict[str, Any], run_dir, progress: bool) -> RuffiniResult:
-    from mtbench.stats import bootstrap_metrics
+def _fold_names(cfg: Mapping[str, Any], data: TwoDatasets | None = None) -> list[str]:
+    """The protocol's test folds (for ``loco`` read from the data: the centres)."""
+    if cfg["protocol"].get("folds"):
+        return [str(f) for f in cfg["protocol"]["folds"]]
+    if cfg["protocol"]["name"] == "cv":
+        return [str(k) for k in range(int(cfg["protocol"]["n_folds"]))]
+    data = data if data is not None else _cached_data(cfg, progress=False)
+    return sorted(data.prognosis["fold"].astype(str).unique())
 
-    t0 = time.perf_counter()
-    data = prepare_data(cfg, progress=progress)
-    timings = {"data_s": time.perf_counter() - t0}
+
+_DATA_CACHE: dict[str, TwoDatasets] = {}
+
+
+def _cached_data(cfg: Mapping[str, Any], progress: bool) -> TwoDatasets:
+    """Units of one run share the data within a process (a job array loads it once per job)."""
+    from mtbench.runs import config_hash
+
+    key = config_hash({"data": cfg["data"], "protocol": cfg["protocol"], "in_chans": cfg["model"]["in_chans"]})
+    if key not in _DATA_CACHE:
+        _DATA_CACHE.clear()
+        _DATA_CACHE[key] = prepare_data(cfg, progress=progress)
+    return _DATA_CACHE[key]
+
+
+def _arm_tasks(cfg: Mapping[str, Any], arm: str) -> list[Task]:
+    tasks_by_set = make_tasks(cfg["severity"]["structure"], cfg["loss"]["mode"])
+    return [t for group in cfg["arms"][arm]["tasks"] for t in tasks_by_set[group]]
+
+
+def _arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
+    init = spec.get("init") or {}
+    return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
+
+
+@dataclass
+class ArmResult:
+    model: MultiTaskModel
+    history: pd.DataFrame
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+    best_epoch: int
+    dataset_ratio: pd.DataFrame | None
+
+
+def train_arm(
+    cfg: Mapping[str, Any], data: TwoDatasets, backbone: str, fold: str, arm: str,
+    trained: Mapping[str, MultiTaskModel], checkpoint_dir: str | Path | None = None, progress: bool = False,
+) -> ArmResult:
+    """Train one arm on one backbone and test fold; ``trained`` holds the arms it is initialised from."""
     structure, mode = cfg["severity"]["structure"], cfg["loss"]["mode"]
     tasks_by_set = make_tasks(structure, mode)
-    arms = cfg["arms"]
-    order = arm_order(arms)
+    spec = cfg["arms"][arm]
     tcfg = dict(cfg["train"])
     batch_size = int(tcfg.pop("batch_size"))
+    num_workers = int(tcfg.pop("num_workers", 0))
     monitor_prog = tcfg.pop("monitor_prognosis")
-    folds = cfg["protocol"].get("folds") or sorted(data.prognosis["fold"].unique())
     seed = int(cfg["seed"])
     val_fraction = float(cfg["data"]["val_fraction"])
     tables = {"prognosis": data.prognosis, "severity": data.severity}
-    rows, predictions, histories, ratios = [], {}, {}, {}
-    jobs = [(bb, f) for bb in cfg["model"]["backbones"] for f in folds]
-    for bb, fold in tqdm(jobs, desc="backbone x fold", disable=not progress):
-        split = {}
-        for s, table in tables.items():
-            tr, va = _train_val(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
-            te = table[table["fold"] == fold]
-            split[s] = {"train": tr, "val": va, "test": te}
-        trained: dict[str, MultiTaskModel] = {}
-        for arm in order:
-            spec = arms[arm]
-            t_arm = time.perf_counter()
-            tasks = [t for group in spec["tasks"] for t in tasks_by_set[group]]
-            loaders = {}
-            for part in ("train", "val", "test"):
-                sets = {s: _dataset(split[s][part], _set_tasks(arm, s, tasks, tasks_by_set),
-                                    data.images[s][split[s][part].index.to_numpy()], structure)
-                        for s in spec["datasets"] if len(split[s][part])}
-                if part == "test":
-                    # Score every arm on both test sets for the tasks it has heads for.
-                    sets = {s: _dataset(split[s]["test"], [t for t in tasks if t in tasks_by_set[s]],
-                                        data.images[s][split[s]["test"].index.to_numpy()], structure)
-                            for s in tables if any(t in tasks_by_set[s] for t in tasks) and len(split[s]["test"])}
-                loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"), seed=seed)
-            if len(spec["datasets"]) > 1:
-                ratios[(bb, arm, fold)] = batch_dataset_ratio(loaders["train"])
-            seed_everything(seed)
-            model = build_model(bb, tasks, cfg)
-            init = spec.get("init") or {}
-            if "backbone_from" in init:
-                model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
-            if "beta_average" in init:
-                a, b = init["beta_average"]
-                init_from_two(model, trained[a], trained[b], float(init.get("beta", 0.5)))
-            loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
-            monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
-            res = fit(model, loaders["train"], loaders["val"], tasks, loss,
-                      TrainConfig(**tcfg, monitor=monitor, seed=seed, progress=False))
-            trained[arm] = res.model
-            histories[(bb, arm, fold)] = res.history
-            preds = predict(res.model, loaders["test"], tasks)
-            preds.insert(1, "arm", arm)
-            preds.insert(2, "backbone", bb)
-            preds["fold"] = fold
-            predictions.setdefault((bb, arm), []).append(preds)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                m = compute_metrics(preds, tasks)
-            rows.append(m.assign(backbone=bb, arm=arm, fold=fold, best_epoch=res.best_epoch))
-            timings[f"{bb}/{arm}/{fold}_s"] = time.perf_counter() - t_arm
+    split = {}
+    for s, table in tables.items():
+        tr, va = _train_val(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
+        split[s] = {"train": tr, "val": va, "test": table[table["fold"] == fold]}
+    tasks = _arm_tasks(cfg, arm)
+    loaders = {}
+    for part in ("train", "val", "test"):
+        sets = {s: _dataset(split[s][part], _set_tasks(arm, s, tasks, tasks_by_set),
+                            data.images[s][split[s][part].index.to_numpy()], structure)
+                for s in spec["datasets"] if len(split[s][part])}
+        if part == "test":
+            # Score every arm on both test sets for the tasks it has heads for.
+            sets = {s: _dataset(split[s]["test"], [t for t in tasks if t in tasks_by_set[s]],
+                                data.images[s][split[s]["test"].index.to_numpy()], structure)
+                    for s in tables if any(t in tasks_by_set[s] for t in tasks) and len(split[s]["test"])}
+        loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"),
+                                    seed=seed, num_workers=num_workers)
+    ratio = batch_dataset_ratio(loaders["train"]) if len(spec["datasets"]) > 1 else None
+    seed_everything(seed)
+    model = build_model(backbone, tasks, cfg)
+    init = spec.get("init") or {}
+    if "backbone_from" in init:
+        model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
+    if "beta_average" in init:
+        a, b = init["beta_average"]
+        init_from_two(model, trained[a], trained[b], float(init.get("beta", 0.5)))
+    loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
+    monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
+    res = fit(model, loaders["train"], loaders["val"], tasks, loss,
+              TrainConfig(**tcfg, monitor=monitor, seed=seed, progress=progress,
+                          checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
+    preds = predict(res.model, loaders["test"], tasks)
+    preds.insert(1, "arm", arm)
+    preds.insert(2, "backbone", backbone)
+    preds["fold"] = fold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = compute_metrics(preds, tasks)
+    m = m.assign(backbone=backbone, arm=arm, fold=fold, best_epoch=res.best_epoch)
+    return ArmResult(res.model, res.history, preds, m, res.best_epoch, ratio)
+
+
+def _pooled_result(cfg, arm_results: Mapping[tuple[str, str, str], ArmResult], data_report=None, timings=None) -> RuffiniResult:
+    """Per-fold metrics plus pooled-over-folds metrics with bootstrap CIs."""
+    from mtbench.stats import bootstrap_metrics
+
+    rows = [r.metrics for r in arm_results.values()]
+    predictions: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for (bb, arm, fold), r in arm_results.items():
+        predictions.setdefault((bb, arm), []).append(r.predictions)
     pooled_preds = {}
     for (bb, arm), parts in predictions.items():
-        tasks = [t for group in arms[arm]["tasks"] for t in tasks_by_set[group]]
+        tasks = _arm_tasks(cfg, arm)
         df = pd.concat(parts, ignore_index=True)
         df.attrs["tasks"] = [t.to_dict() for t in tasks]
         pooled_preds[(bb, arm)] = df
-        boot = bootstrap_metrics(df, tasks, n_boot=int(cfg["bootstrap"]["n_boot"]), ci=float(cfg["bootstrap"]["ci"]), seed=seed)
+        boot = bootstrap_metrics(df, tasks, n_boot=int(cfg["bootstrap"]["n_boot"]), ci=float(cfg["bootstrap"]["ci"]),
+                                 seed=int(cfg["seed"]))
         rows.append(boot.assign(backbone=bb, arm=arm, fold="pooled"))
     metrics = pd.concat(rows, ignore_index=True)
     lead = ["backbone", "arm", "fold", "task", "metric", "value", "ci_low", "ci_high", "n"]
     metrics = metrics[[c for c in lead if c in metrics.columns] + [c for c in metrics.columns if c not in lead]]
+    histories = {k: r.history for k, r in arm_results.items()}
+    ratios = {k: r.dataset_ratio for k, r in arm_results.items() if r.dataset_ratio is not None}
+    return RuffiniResult(metrics, pooled_preds, histories, ratios, dict(cfg), data_report or {}, timings or {})
+
+
+def _run(cfg: dict[str, Any], run_dir, progress: bool) -> RuffiniResult:
+    t0 = time.perf_counter()
+    data = prepare_data(cfg, progress=progress)
+    timings = {"data_s": time.perf_counter() - t0}
+    order = arm_order(cfg["arms"])
+    results: dict[tuple[str, str, str], ArmResult] = {}
+    jobs = [(bb, f) for bb in cfg["model"]["backbones"] for f in _fold_names(cfg, data)]
+    for bb, fold in tqdm(jobs, desc="backbone x fold", disable=not progress):
+        trained: dict[str, MultiTaskModel] = {}
+        for arm in order:
+            t_arm = time.perf_counter()
+            r = train_arm(cfg, data, bb, fold, arm, trained)
+            trained[arm] = r.model
+            results[(bb, arm, fold)] = r
+            timings[f"{bb}/{arm}/{fold}_s"] = time.perf_counter() - t_arm
+    result = _pooled_result(cfg, results, data.report, timings)
     timings["total_s"] = time.perf_counter() - t0
-    result = RuffiniResult(metrics, pooled_preds, histories, ratios, cfg, data.report, timings)
     if run_dir is not None:
         write_outputs(result, Path(run_dir))
         result.run_dir = Path(run_dir)
     return result
+
+
+# ------------------------------------------------------------------- units (mtbench run/plan/report)
+def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One unit per backbone x test fold x arm; FT and MDMT units run after their STL units."""
+    from mtbench.runs import unit_key
+
+    out = []
+    for bb in cfg["model"]["backbones"]:
+        for fold in _fold_names(cfg):
+            for arm in arm_order(cfg["arms"]):
+                unit = {"backbone": bb, "fold": fold, "arm": arm}
+                deps = [unit_key({"backbone": bb, "fold": fold, "arm": d}) for d in _arm_dependencies(cfg["arms"][arm])]
+                if deps:
+                    unit["after"] = deps
+                out.append(unit)
+    return out
+
+
+def _unit_dir(run_dir: Path, backbone: str, fold: str, arm: str) -> Path:
+    from mtbench.runs import unit_key
+
+    return run_dir / "units" / unit_key({"backbone": backbone, "fold": fold, "arm": arm})
+
+
+def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
+    """Train one backbone x fold x arm into ``unit_dir``; dependencies are read from their units' best weights."""
+    from mtbench.predictions import save_predictions
+    from mtbench.train.distributed import is_main_process
+
+    threads_before = torch.get_num_threads()
+    if cfg.get("num_threads"):
+        torch.set_num_threads(int(cfg["num_threads"]))
+    try:
+        bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
+        data = _cached_data(cfg, progress=progress)
+        run_dir = Path(unit_dir).parents[3]  # <run>/units/backbone=/fold=/arm=
+        trained = {}
+        for dep in _arm_dependencies(cfg["arms"][arm]):
+            best = _unit_dir(run_dir, bb, fold, dep) / "best.pt"
+            if not best.is_file():
+                raise FileNotFoundError(f"Unit {unit} needs the finished arm {dep!r} ({best} is missing).")
+            dep_model = build_model(bb, _arm_tasks(cfg, dep), cfg)
+            dep_model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+            trained[dep] = dep_model
+        r = train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=unit_dir, progress=progress)
+        if is_main_process():
+            save_predictions(r.predictions, Path(unit_dir) / "predictions.csv", _arm_tasks(cfg, arm))
+            r.history.assign(best_epoch=r.best_epoch).to_csv(Path(unit_dir) / "history.csv", index=False)
+            r.metrics.to_csv(Path(unit_dir) / "metrics.csv", index=False)
+            if r.dataset_ratio is not None:
+                r.dataset_ratio.to_csv(Path(unit_dir) / "dataset_ratio.csv", index=False)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def report(run_dir: str | Path) -> str:
+    """Aggregate the finished units: pooled metrics with CIs, the table, our averages beside the paper's."""
+    from mtbench.predictions import load_predictions
+    from mtbench.runs import is_done, load_run_config
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    found: dict[tuple[str, str, str], ArmResult] = {}
+    for u in units(cfg):
+        if not is_done(run_dir, u):
+            continue
+        udir = _unit_dir(run_dir, u["backbone"], str(u["fold"]), u["arm"])
+        preds = load_predictions(udir / "predictions.csv")
+        hist = pd.read_csv(udir / "history.csv")
+        ratio = pd.read_csv(udir / "dataset_ratio.csv") if (udir / "dataset_ratio.csv").is_file() else None
+        metrics = pd.read_csv(udir / "metrics.csv", dtype={"fold": str})
+        found[(u["backbone"], u["arm"], str(u["fold"]))] = ArmResult(None, hist, preds, metrics, int(hist["best_epoch"].iloc[0]), ratio)
+    if not found:
+        raise FileNotFoundError(f"No finished unit in {run_dir}.")
+    result = _pooled_result(cfg, found)
+    result.run_dir = run_dir
+    result.metrics.to_csv(run_dir / "metrics.csv", index=False)
+    result.table().to_csv(run_dir / "table.csv")
+    comparison = result.compare_with_paper()
+    comparison.to_csv(run_dir / "compare_with_paper.csv")
+    return result.table().to_string() + "\n\nOur averages over backbones beside the paper's (percent):\n" + comparison.round(1).to_string()
 
 
 def write_outputs(result: RuffiniResult, run_dir: Path) -> None:

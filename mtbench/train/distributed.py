@@ -106,8 +106,10 @@ def gather_predictions(table: pd.DataFrame, order: list[str] | None = None) -> p
     parts: list = [None] * info().world_size
     dist.all_gather_object(parts, table)
     attrs = dict(table.attrs)
-    full = pd.concat(parts, ignore_index=True).drop_duplicates("sample_id", keep="first")
-    if order is not None:
+    # A sample is (sample_id, dataset) when data sets are concatenated (one image may be in two).
+    keys = ["sample_id"] + (["dataset"] if "dataset" in table.columns else [])
+    full = pd.concat(parts, ignore_index=True).drop_duplicates(keys, keep="first")
+    if order is not None and len(keys) == 1:
         full = full.set_index("sample_id").loc[[str(s) for s in order]].reset_index()
     full.attrs.update(attrs)
     return full.reset_index(drop=True)
