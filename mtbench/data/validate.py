@@ -544,9 +544,14 @@ def validate_dataset(name: str, root: str | os.PathLike | None = None, read_file
     adapter_rep = manifest.attrs.get("validation")
     if isinstance(adapter_rep, Report):
         report.extend(adapter_rep)
-    for k, v in (manifest.attrs.get("report") or {}).items():
+    adapter_counts = manifest.attrs.get("report") or {}
+    for k, v in adapter_counts.items():
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             report.counts.setdefault(k, int(v))
+    if card is not None and "card_differences" not in adapter_counts:  # an adapter that does not compare itself
+        variant = card.variant_for(root)
+        if variant:
+            check_counts(adapter_counts, card.expected_counts(variant), report, label=f"card {card.name!r} ({variant})")
     if splits is not None:
         try:
             sp = pd.read_csv(splits, dtype={"sample_id": str})
