@@ -36,7 +36,12 @@ def write_nifti(path, shape=(8, 8, 4), spacing=(0.5, 0.5, 5.0), affine=None, see
 
     aff = np.diag([*spacing, 1.0]) if affine is None else np.asarray(affine, float)
     data = np.random.default_rng(seed).integers(-1000, 1000, shape).astype(np.int16)
-    img = nib.Nifti1Image(data, aff)
+    if abs(np.linalg.det(aff[:3, :3])) > 1e-9:
+        img = nib.Nifti1Image(data, aff)
+    else:  # a singular affine cannot be a qform: store it as the sform only (what broken converters do)
+        img = nib.Nifti1Image(data, None)
+        img.header.set_qform(None, code=0)
+        img.header.set_sform(aff, code=1)
     img.header.set_zooms(tuple(spacing)[: len(shape)])
     nib.save(img, str(path))
     return path

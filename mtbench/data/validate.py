@@ -195,20 +195,20 @@ def check_labels(manifest: pd.DataFrame, tasks: Sequence[Mapping], report: Repor
             values = pd.to_numeric(raw, errors="coerce")
             non_num = raw.notna() & values.isna()
             for idx in manifest.index[non_num][:20]:
-                report.error("unknown-label", f"non-numeric label {raw[idx]!r} for task {task['name']!r}",
+                report.error("unknown-label", f"non-numeric label {_fmt(raw[idx])} for task {task['name']!r}",
                              file=source, row=_row_name(manifest, idx), column=col)
             present = values.dropna()
             if "values" in task:
                 allowed = {float(v) for v in task["values"]}
                 bad = ~present.isin(allowed)
                 for idx in present.index[bad][:20]:
-                    report.error("unknown-label", f"value {raw[idx]!r} not in {sorted(allowed)} for task {task['name']!r}",
+                    report.error("unknown-label", f"value {_fmt(raw[idx])} not in {sorted(allowed)} for task {task['name']!r}",
                                  file=source, row=_row_name(manifest, idx), column=col)
             elif "range" in task:
                 lo, hi = task["range"]
                 bad = (present < lo) | (present > hi)
                 for idx in present.index[bad][:20]:
-                    report.error("unknown-label", f"value {raw[idx]!r} outside {lo}-{hi} for task {task['name']!r}",
+                    report.error("unknown-label", f"value {_fmt(raw[idx])} outside {lo}-{hi} for task {task['name']!r}",
                                  file=source, row=_row_name(manifest, idx), column=col)
             n_missing = int(values.isna().sum() - non_num.sum())
             if n_missing:
@@ -216,6 +216,15 @@ def check_labels(manifest: pd.DataFrame, tasks: Sequence[Mapping], report: Repor
                                "(kept; the masked loss skips them for this task)", file=source, column=col)
             report.counts[f"labelled.{col}"] = int(values.notna().sum())
     return report
+
+
+def _fmt(v) -> str:
+    """A label value as a reader wants it: ``2`` not ``np.float64(2.0)``, strings quoted."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return repr(v)
 
 
 def _row_name(manifest: pd.DataFrame, idx) -> str:
