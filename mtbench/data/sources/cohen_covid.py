@@ -99,7 +99,7 @@ def read_brixia_annotations(path: str | Path, rater: str = "senior") -> pd.DataF
         bad = v.notna() & ~v.isin([0, 1, 2, 3])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{path}, row {i + 2}, column {prefix}{z}: zone score {ann[f'{prefix}{z}'].iloc[i]!r} not in 0-3.")
+            raise ValueError(f"{path}, row {i + 2}, column {prefix}{z}: zone score {ann[f'{prefix}{z}'].astype(object).iloc[i]!r} not in 0-3.")
         out[f"zone_{z}"] = v.astype(float)
     out["brixia_global"] = pd.to_numeric(ann[f"{prefix}Global"], errors="coerce").astype(float)
     zsum = out[[f"zone_{z}" for z in ZONES]].sum(axis=1, min_count=6)
