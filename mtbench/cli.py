@@ -6,6 +6,8 @@
                            [--arm A] [--backbone B] [--fold K] [--seed S] [--run-dir D | --new]
     mtbench plan EXPERIMENT [same options]    one command per unit, for a cluster job array
     mtbench report RUN_DIR ...                aggregate finished units, list missing ones
+    mtbench data check DATASET [--data-root P | --root P] [--splits CSV] [--no-read]
+                                              validate a data set against its card; exit 1 on errors
 """
 
 from __future__ import annotations
@@ -185,6 +187,39 @@ def _cmd_report(args) -> int:
     return status
 
 
+def _cmd_data_check(args) -> int:
+    if args.data_root:
+        os.environ["MTBENCH_DATA_ROOT"] = args.data_root
+    from mtbench.data.sources import list_datasets
+    from mtbench.data.validate import validate_dataset
+
+    if args.dataset not in list_datasets():
+        print(f"Unknown dataset {args.dataset!r}; datasets with an adapter: {sorted(list_datasets())}", file=sys.stderr)
+        return 2
+    report = validate_dataset(args.dataset, root=args.root, read_files=not args.no_read, hash_files=not args.no_read,
+                              splits=args.splits, progress=not args.quiet)
+    print(report.format(max_per_code=args.max_per_code))
+    if args.csv:
+        report.to_frame().to_csv(args.csv, index=False)
+        print(f"All {len(report.problems)} problems written to {args.csv}")
+    return 0 if report.ok else 1
+
+
+def _add_data_commands(sub) -> None:
+    p_data = sub.add_parser("data", help="data set tools: `mtbench data check DATASET`")
+    data_sub = p_data.add_subparsers(dest="data_command", required=True)
+    p_check = data_sub.add_parser("check", help="validate a data set against its card (exit code 1 on errors)")
+    p_check.add_argument("dataset", help="a data set name (mtbench list datasets)")
+    p_check.add_argument("--data-root", help="root of the real data sets (default: $MTBENCH_DATA_ROOT)")
+    p_check.add_argument("--root", help="the data set's own folder (default: <data root>/<its default folder>)")
+    p_check.add_argument("--splits", help="CSV with sample_id and split and/or fold columns to check too")
+    p_check.add_argument("--no-read", action="store_true", help="do not open and hash every image file")
+    p_check.add_argument("--csv", help="write every problem to this CSV file")
+    p_check.add_argument("--max-per-code", type=int, default=10, help="problems printed per code (default 10)")
+    p_check.add_argument("--quiet", action="store_true", help="no progress bar")
+    p_check.set_defaults(func=_cmd_data_check)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from mtbench import __version__
 
@@ -217,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="aggregate finished units of run folders; list what is missing")
     p_report.add_argument("run_dirs", nargs="+")
     p_report.set_defaults(func=_cmd_report)
+    _add_data_commands(sub)
     return parser
 
 

@@ -31,7 +31,25 @@ class MultiTaskModel(nn.Module):
     def task_names(self) -> list[str]:
         return list(self.heads.keys())
 
+    def _check_input(self, x) -> None:
+        """Refuse inputs the backbone would fail on deep inside, with a message saying what to pass."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"MultiTaskModel expects a torch.Tensor image batch, got {type(x).__name__} "
+                            "(convert with torch.as_tensor(x, dtype=torch.float32)).")
+        if not torch.is_floating_point(x):
+            raise TypeError(f"MultiTaskModel expects a floating-point image batch, got dtype {x.dtype} "
+                            "(convert with x.float() and scale intensities as in training).")
+        sd = getattr(self.backbone, "spatial_dims", None)
+        if sd is not None and x.ndim != sd + 2:
+            layout = "[B, C, D, H, W]" if sd == 3 else "[B, C, H, W]"
+            raise ValueError(f"This {sd}D model expects input {layout}, got shape {tuple(x.shape)}.")
+        c = getattr(self.backbone, "in_chans", None)
+        if isinstance(c, int) and x.ndim >= 2 and x.shape[1] != c:
+            raise ValueError(f"The backbone was built for in_chans={c} channels, got {x.shape[1]} "
+                             f"(input shape {tuple(x.shape)}); build it with in_chans={x.shape[1]} or convert the images.")
+
     def forward(self, x: torch.Tensor, return_features: bool = False):
+        self._check_input(x)
         features = self.backbone(x)
         outputs = {name: head(features) for name, head in self.heads.items()}
         return (outputs, features) if return_features else outputs

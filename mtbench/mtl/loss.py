@@ -41,6 +41,37 @@ class MultiTaskLossOutput:
     weights: dict[str, float] = field(default_factory=dict)
 
 
+def _check_task_batch(name: str, task: Task, out: torch.Tensor, tgt: torch.Tensor, m: torch.Tensor) -> None:
+    """Refuse outputs of the wrong width and labelled targets a task cannot take (NaN, a class out of
+    range, a fractional class), which would otherwise give a silently wrong or NaN loss."""
+    if task.kind == "segmentation":
+        return
+    if out.ndim == 2 and out.shape[1] != task.num_outputs:
+        raise ValueError(f"Task {name!r} ({task.kind}) needs {task.num_outputs} output(s) per sample, "
+                         f"the model gave {out.shape[1]} (output shape {tuple(out.shape)}).")
+    y = tgt[m.to(tgt.device)]
+    if y.numel() == 0:
+        return
+    if task.kind == "regression":
+        per = y.reshape(y.shape[0], -1).shape[1]
+        if per != task.num_targets:
+            raise ValueError(f"Task {name!r}: {task.num_targets} regression target(s) per sample expected, "
+                             f"got {per} (target shape {tuple(tgt.shape)}).")
+        if y.is_floating_point() and not bool(torch.isfinite(y).all()):
+            raise ValueError(f"Task {name!r}: a labelled sample has a NaN/inf target; set its mask to False "
+                             "(label missing) instead.")
+        return
+    yf = y.reshape(-1).double()
+    if bool(torch.isnan(yf).any()):
+        raise ValueError(f"Task {name!r}: a labelled sample has a NaN target; set its mask to False (label missing) instead.")
+    bad = (yf < 0) | (yf > int(task.num_classes) - 1)
+    if task.kind != "binary":  # binary losses accept soft targets in [0, 1]; class indices must be whole
+        bad = bad | (yf != yf.round())
+    if bool(bad.any()):
+        v = yf[bad][0].item()
+        raise ValueError(f"Task {name!r} ({task.kind}) takes classes 0..{int(task.num_classes) - 1}, got target {v:g}.")
+
+
 class MultiTaskLoss(nn.Module):
     """Per-task losses, masked by label presence, combined by a weighting strategy.
 
@@ -92,6 +123,9 @@ class MultiTaskLoss(nn.Module):
             if name not in targets:
                 raise KeyError(f"No target for task {name!r} in the batch (targets: {sorted(targets)}).")
             out, tgt = outputs[name], targets[name]
+            if not isinstance(out, torch.Tensor) or not isinstance(tgt, torch.Tensor):
+                raise TypeError(f"Task {name!r}: outputs and targets must be torch.Tensors, got "
+                                f"{type(out).__name__} and {type(tgt).__name__}.")
             if out.shape[0] != tgt.shape[0]:
                 raise ValueError(
                     f"Task {name!r}: {out.shape[0]} outputs but {tgt.shape[0]} targets in the batch."
@@ -100,6 +134,9 @@ class MultiTaskLoss(nn.Module):
             if m is None:
                 m = torch.ones(out.shape[0], dtype=torch.bool, device=out.device)
             m = m.reshape(-1).to(device=out.device, dtype=torch.bool)
+            if m.shape[0] != out.shape[0]:
+                raise ValueError(f"Task {name!r}: mask has {m.shape[0]} entries for a batch of {out.shape[0]}.")
+            _check_task_batch(name, task, out, tgt, m)
             n = int(m.sum())
             counts[name] = n
             if n == 0:

@@ -16,6 +16,7 @@ _SOURCES: dict[str, str] = {
     "cohen_covid": "mtbench.data.sources.cohen_covid",
     "aiforcovid": "mtbench.data.sources.aiforcovid",
     "brixia": "mtbench.data.sources.brixia",
+    "asah": "mtbench.data.sources.asah",
 }
 
 

@@ -125,11 +125,22 @@ def load_manifest(
     }
     if report["missing_files"]:
         log.info("aiforcovid: %d of %d images missing under %s.", report["missing_files"], len(out), root / image_dir)
+    from mtbench.data.cards import compare_with_card
+    from mtbench.data.validate import Report
+
+    validation = Report(dataset=NAME)
+    for p in out.loc[~exists, "path"]:
+        validation.warning("missing-file", "DICOM file of a clinical row is absent" + (": skipped" if require_image else ""), file=p)
+    no_label = out["prognosis"].isna()
+    for sid, f, r in zip(out.loc[no_label, "sample_id"], table.loc[no_label.to_numpy(), "source_file"], table.loc[no_label.to_numpy(), "source_row"]):
+        validation.warning("missing-label", f"image {sid!r} has no prognosis (kept, NaN)", file=f, row=int(r), column=prognosis_column)
     if require_image:
         out = out[exists].reset_index(drop=True)
     report.update(images=len(out), severe=int((out["prognosis"] == 1).sum()), mild=int((out["prognosis"] == 0).sum()),
                   centers=out["center"].value_counts().to_dict())
+    report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
     out.attrs["report"] = report
+    out.attrs["validation"] = validation
     return out
 
 
@@ -184,9 +195,12 @@ def read_fold_splits(split_dir: str | Path, check_disjoint: bool = True) -> pd.D
     return table
 
 
-def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str) -> pd.DataFrame:
+def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, require_positive: bool = True) -> pd.DataFrame:
     """The manifest rows of one fold with a ``split`` column; split images absent from the manifest
-    are an error naming them, and label disagreements between split file and xlsx too."""
+    are an error naming them, and label disagreements between split file and xlsx too.
+
+    With ``require_positive`` (default) a fold whose test split has no SEVERE case is refused
+    (:class:`~mtbench.data.validate.FoldError` naming the fold): its AUC would be undefined."""
     part = splits[splits["fold"].astype(str) == str(fold)]
     if part.empty:
         raise ValueError(f"No fold {fold!r} in the split table (folds: {sorted(splits['fold'].unique())}).")
@@ -197,4 +211,10 @@ def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str) -> pd
     bad = merged["label"].notna() & merged["prognosis"].notna() & (merged["label"] != merged["prognosis"])
     if bad.any():
         raise ValueError(f"Fold {fold!r}: split-file labels disagree with the clinical file for {merged.loc[bad, 'sample_id'].tolist()[:5]}.")
-    return merged.drop(columns=["img", "label"])
+    out = merged.drop(columns=["img", "label"])
+    if require_positive:
+        from mtbench.data.validate import check_folds
+
+        check_folds(out.assign(fold=str(fold)), "fold", ["prognosis"], split_column="split", split="test",
+                    require_negative=False)
+    return out

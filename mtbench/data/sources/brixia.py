@@ -246,8 +246,22 @@ def load_manifest(
         "missing_files": int((~exists).sum()),
         "missing_examples": out.loc[~exists, "sample_id"].head(10).tolist(),
     }
+    from mtbench.data.cards import compare_with_card
+    from mtbench.data.validate import Report
+
+    validation = Report(dataset=NAME)
+    for p in out.loc[~exists, "path"]:
+        validation.warning("missing-file", "DICOM file listed in the metadata is absent" + (": skipped" if require_image else ""), file=p)
+    if report["zone_strings_short"]:
+        validation.warning(
+            "zone-strings-repaired" if fix_zone_strings else "zone-strings-short",
+            f"{report['zone_strings_short']} zone strings shorter than 6 characters (leading zeros lost) "
+            + ("were left-padded with zeros" if fix_zone_strings else "read the original (shifted) way"),
+            file=root / metadata, column="BrixiaScore")
     if require_image:
         out = out[exists].reset_index(drop=True)
     report["images"] = len(out)
+    report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
     out.attrs["report"] = report
+    out.attrs["validation"] = validation
     return out

@@ -17,6 +17,9 @@ What the adapter does (every choice is an option, every drop is counted in ``att
 * keeps X-ray rows whose ``view`` is frontal (``PA``, ``AP``, ``AP Supine``, ``AP semi erect``, ...);
 * **missing image files** (the collection's rows whose file is not in the clone) are counted,
   listed in the report and skipped;
+* every skip is also a :class:`~mtbench.data.validate.Problem` in ``attrs["validation"]`` (a
+  :class:`~mtbench.data.validate.Report`), and the counts are compared with the data card
+  ``data_cards/cohen_covid.md`` (differences in ``report["card_differences"]`` and as warnings);
 * **duplicated file names**: the collection lists five file names twice under two patient ids;
   each file becomes one sample, and the patient ids that share a file are merged into one group
   (``patient_id = "285+339"``) so that a patient-grouped split can never put the same image in
@@ -96,7 +99,7 @@ def read_brixia_annotations(path: str | Path, rater: str = "senior") -> pd.DataF
         bad = v.notna() & ~v.isin([0, 1, 2, 3])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{path}, row {i + 2}, column {prefix}{z}: zone score {ann[f'{prefix}{z}'].iloc[i]!r} not in 0-3.")
+            raise ValueError(f"{path}, row {i + 2}, column {prefix}{z}: zone score {ann[f'{prefix}{z}'].astype(object).iloc[i]!r} not in 0-3.")
         out[f"zone_{z}"] = v.astype(float)
     out["brixia_global"] = pd.to_numeric(ann[f"{prefix}Global"], errors="coerce").astype(float)
     zsum = out[[f"zone_{z}" for z in ZONES]].sum(axis=1, min_count=6)
@@ -190,10 +193,19 @@ def load_manifest(
     ``brixia_right`` (A+B+C), ``brixia_left`` (D+E+F), ``brixia_global`` (0-18),
     ``geographic_extent``, ``opacity``. ``attrs["report"]`` counts what was kept and dropped and why.
     """
+    from mtbench.data.cards import compare_with_card
+    from mtbench.data.validate import Report
+
     root = Path(root) if root is not None else default_root()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Cohen et al. data folder not found: {root} (expected {COHEN_DIR}/ inside).")
     cohen = root / COHEN_DIR
     meta = read_metadata(cohen / "metadata.csv")
+    if meta.empty:
+        raise ValueError(f"{cohen / 'metadata.csv'}: no data rows.")
     report: dict = {"root": str(root), "metadata_rows": len(meta)}
+    validation = Report(dataset=NAME)
+    meta_file = str(cohen / "metadata.csv")
     meta = meta.copy()
     meta["patientid"] = meta["patientid"].astype(str).str.strip()
     # Groups are found on the whole table (a file listed twice merges its patient ids everywhere).
@@ -202,14 +214,29 @@ def load_manifest(
     report["duplicated_filenames"] = sorted(set(meta.loc[all_dup, "filename"]))
     report["merged_patient_groups"] = sorted(set(meta.loc[meta["patient_group"].str.contains("+", regex=False), "patient_group"]))
 
+    for g in report["merged_patient_groups"]:
+        validation.warning("merged-patients", f"patient ids {g.split('+')} share an image file: merged into group {g!r}",
+                           file=meta_file, column="patientid")
+    for fname in report["duplicated_filenames"]:
+        rows = list(meta.index[meta["filename"] == fname] + 2)
+        validation.warning("duplicate-filename", f"{fname!r} listed {len(rows)} times (file rows {rows}): one sample kept",
+                           file=meta_file, column="filename")
+
     xray = meta["modality"].astype(str).str.strip().eq("X-ray")
     report["not_xray"] = int((~xray).sum())
+    if report["not_xray"]:
+        mods = meta.loc[~xray, "modality"].astype(str).value_counts().to_dict()
+        validation.warning("not-xray-skipped", f"{report['not_xray']} rows are not X-rays {mods}: skipped",
+                           file=meta_file, column="modality")
     meta = meta[xray]
     if frontal_only:
         view = meta["view"].fillna("").astype(str).str.strip()
         frontal = view.str.startswith(FRONTAL_PREFIXES)
         report["not_frontal"] = int((~frontal).sum())
         report["not_frontal_views"] = view[~frontal].value_counts().to_dict()
+        for v, n in report["not_frontal_views"].items():
+            validation.warning("non-frontal-skipped", f"{n} X-ray rows with view {v!r} (not frontal): skipped",
+                               file=meta_file, column="view")
         meta = meta[frontal]
 
     # Duplicated file names: one sample per file, patient ids sharing it merged into one group.
@@ -230,6 +257,9 @@ def load_manifest(
     report["missing_files"] = int((~exists).sum())
     report["missing_examples"] = meta.loc[~exists, "filename"].head(10).tolist()
     meta = meta.assign(exists=exists.to_numpy())
+    for fname, p in zip(meta.loc[~exists, "filename"], meta.loc[~exists, "path"]):
+        validation.warning("missing-file", f"image of metadata row {fname!r} is not in this clone"
+                           + (": skipped" if require_image else ": kept with exists=False"), file=p)
     if require_image:
         meta = meta[exists]
     if report["missing_files"]:
@@ -278,7 +308,15 @@ def load_manifest(
         no_prognosis=int(out["prognosis"].isna().sum()),
         with_brixia=int(out["brixia_global"].notna().sum()),
     )
+    if brixia:
+        unmatched = report["brixia_annotations"] - report["brixia_matched"]
+        if unmatched:
+            validation.warning("annotation-without-image", f"{unmatched} BrixIA annotations name no kept image "
+                               "(absent from the clone or not frontal)", file=str(root / BRIXIA_FILE))
+    # Counts against the data card (data_cards/cohen_covid.md): differences are reported, not raised.
+    report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
     out.attrs["report"] = report
+    out.attrs["validation"] = validation
     return out
 
 

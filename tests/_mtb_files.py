@@ -1,0 +1,66 @@
+"""Small generated files for the data-validation tests (DICOM, NIfTI, ICH layout)."""
+
+import numpy as np
+import pandas as pd
+
+
+def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2"):
+    """A minimal valid uncompressed DICOM image; ``series_uid`` sets SeriesInstanceUID."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = series_uid or generate_uid()
+    ds.Modality = "CT"
+    ds.Rows, ds.Columns = array.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = np.asarray(array).astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_nifti(path, shape=(8, 8, 4), spacing=(0.5, 0.5, 5.0), affine=None, seed=0):
+    import nibabel as nib
+
+    aff = np.diag([*spacing, 1.0]) if affine is None else np.asarray(affine, float)
+    data = np.random.default_rng(seed).integers(-1000, 1000, shape).astype(np.int16)
+    if abs(np.linalg.det(aff[:3, :3])) > 1e-9:
+        img = nib.Nifti1Image(data, aff)
+    else:  # a singular affine cannot be a qform: store it as the sform only (what broken converters do)
+        img = nib.Nifti1Image(data, None)
+        img.header.set_qform(None, code=0)
+        img.header.set_sform(aff, code=1)
+    img.header.set_zooms(tuple(spacing)[: len(shape)])
+    nib.save(img, str(path))
+    return path
+
+
+def truncate(path, keep=0.5):
+    data = open(path, "rb").read()
+    open(path, "wb").write(data[: int(len(data) * keep)])
+    return path
+
+
+def write_ich_set(root, n_good=2, n_poor=2):
+    """A tiny ICH set in the published layout (NIfTI volumes + clinical CSV)."""
+    rows = []
+    for folder, label, n in (("GOOD_PROGNOSIS", 0, n_good), ("POOR_PROGNOSIS", 1, n_poor)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pid = f"{folder[0]}{i:03d}"
+            write_nifti(root / folder / f"{pid}_brain.nii.gz", seed=10 * label + i)
+            rows.append({"Patient": pid, "Label (poor_prognosis)": label, "Age": 70 + 5 * i, "GCS": 15 - 4 * i})
+    pd.DataFrame(rows).to_csv(root / "clinical.csv", index=False)
+    return root
