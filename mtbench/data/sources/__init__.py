@@ -13,6 +13,7 @@ from types import ModuleType
 
 _SOURCES: dict[str, str] = {
     "synthetic_cxr": "mtbench.data.sources.synthetic_cxr",
+    "ich_ct": "mtbench.data.sources.ich_ct",
 }
 
 
