@@ -74,7 +74,7 @@ class HeadCTPhantomConfig:
     poor_prevalence: float = 162 / 261
     prog_gcs: float = 0.35
     prog_age: float = 0.6
-    prog_volume: float = 0.3
+    prog_volume: float = 0.6
     prog_location: tuple[float, float, float] = (0.3, 0.0, 0.8)
     prog_noise: float = 1.0
     growth_prevalence: float = 0.3

@@ -11,6 +11,7 @@ from types import ModuleType
 
 _MODULES = {
     "quickstart": "mtbench.experiments.quickstart",
+    "cobo2024": "mtbench.experiments.cobo2024",
 }
 
 
