@@ -144,6 +144,7 @@ class DenseNet(Backbone):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.spatial_dims + 2:
             raise ValueError(f"{self.spatial_dims}D DenseNet expects a {self.spatial_dims + 2}D input, got shape {tuple(x.shape)}.")
+        # not in place: Grad-CAM hooks on features.norm5 must see its output unchanged
         x = torch.relu(self.features(x))
         return self.pool(x).flatten(1)
 
