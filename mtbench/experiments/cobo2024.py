@@ -46,7 +46,7 @@ import pandas as pd
 from mtbench.data import MultiTaskDataset, assign_folds
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
-from mtbench.profiles import by_profile, current_profile
+from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
 
 NAME = "cobo2024"
@@ -90,7 +90,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
                 "depth": None,
                 "skull_strip": False,
             },
-            "cache_dir": by_profile(None, "runs/cache/ich_ct", p),
+            # preprocessed volumes are cached here (keyed by file + settings); None disables the cache
+            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
         },
         "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": 0.1, "seed": 0, "folds": None},
         "oversample": True,
