@@ -1,7 +1,6 @@
 """HU windows, resampling, depth pad/crop, skull strip, the preprocessing pipeline and its disk cache."""
 
 import os
-import time
 
 import numpy as np
 import pytest
