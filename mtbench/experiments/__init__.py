@@ -16,6 +16,7 @@ _MODULES = {
     "ruffini2024": "mtbench.experiments.ruffini2024",
     "ruffini2024_backbones": "mtbench.experiments.ruffini2024_backbones",
     "when_mtl_helps": "mtbench.experiments.when_mtl_helps",
+    "cobo2024": "mtbench.experiments.cobo2024",
 }
 
 

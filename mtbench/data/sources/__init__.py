@@ -17,6 +17,7 @@ _SOURCES: dict[str, str] = {
     "aiforcovid": "mtbench.data.sources.aiforcovid",
     "brixia": "mtbench.data.sources.brixia",
     "asah": "mtbench.data.sources.asah",
+    "ich_ct": "mtbench.data.sources.ich_ct",
 }
 
 

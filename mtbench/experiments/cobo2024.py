@@ -1,0 +1,329 @@
+"""Cobo et al. (2024): multi-task 3D CT prognosis of intracranial hemorrhage (prognosis + GCS + age).
+
+Reference: M. Cobo, A. Pérez del Barrio, P. Menéndez Fernández-Miranda, P. Sanz Bellón,
+L. Lloret Iglesias, W. Silva. "Multi-task Learning Approach for Intracranial Hemorrhage
+Prognosis", MLMI @ MICCAI 2024 (arXiv:2408.08784).
+
+The ablation, as configuration (:func:`default_config`):
+
+=====================  ========================  ==================================
+arm                    backbone                  tasks
+=====================  ========================  ==================================
+baseline               Pérez del Barrio 3D CNN   prognosis
+baseline_densenet      DenseNet-121 (3D)         prognosis
+mt_bin_age             DenseNet-121 (3D)         prognosis + age >= 80
+mt_bin_gcs             DenseNet-121 (3D)         prognosis + GCS <= 8
+mt_bin_gcs_bin_age     DenseNet-121 (3D)         prognosis + GCS <= 8 + age >= 80
+mt_ord_gcs             DenseNet-121 (3D)         prognosis + GCS (3 ordinal classes)
+mt_ord_gcs_bin_age     DenseNet-121 (3D)         prognosis + ordinal GCS + age >= 80
+=====================  ========================  ==================================
+
+Protocol: stratified (by prognosis) ``n_splits``-fold CV; 10% of each training split held out
+(stratified) for validation; random oversampling of the minority prognosis class in training;
+AdamW; fixed loss weights 0.4 (prognosis) / 0.3 / 0.3; early stopping and model selection on the
+validation balanced accuracy of prognosis. Test predictions of all folds are pooled (every
+patient predicted once, by the model that did not see it) and scored with percentile bootstrap
+95% CIs whose resample size is the test-set size (``bootstrap.sample_size: null``) or the original
+code's fixed 100. Splits are saved as ``splits.csv`` in the run folder.
+
+Smoke profile: the head-CT phantom (:mod:`mtbench.data.phantom`) at 16x32x32, two folds, a few
+epochs, a narrow DenseNet (same family, fewer layers and channels). Full profile: the real data
+(:mod:`mtbench.data.sources.ich_ct`), input 1x40x301x301, the paper's DenseNet-121.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data.sampling import random_oversample
+from mtbench.data.transforms import CTPreprocess
+from mtbench.profiles import by_profile, current_profile, runs_root
+from mtbench.tasks import Task
+
+NAME = "cobo2024"
+DESCRIPTION = "Cobo et al. 2024: 3D CT ICH prognosis with GCS and age as auxiliary tasks (7-arm ablation, k-fold CV)"
+
+BINARY_METRICS = ("auc", "accuracy", "balanced_accuracy", "specificity", "npv", "precision", "sensitivity", "f1")
+ORDINAL_METRICS = ("qwk", "accuracy", "balanced_accuracy", "mae")
+
+
+def make_tasks(prognosis_pos_weight: float | None = None) -> dict[str, Task]:
+    """The four task definitions (``sensitivity`` is the recall of the positive class)."""
+    kw = {} if prognosis_pos_weight is None else {"pos_weight": float(prognosis_pos_weight)}
+    return {
+        "prognosis": Task("prognosis", "binary", class_names=("good", "poor"), loss_kwargs=kw,
+                          metrics=BINARY_METRICS, primary_metric="balanced_accuracy", description="poor outcome"),
+        "gcs_bin": Task("gcs_bin", "binary", class_names=("GCS>8", "GCS<=8"), metrics=BINARY_METRICS,
+                        description="Glasgow Coma Scale <= 8"),
+        "gcs_ord": Task("gcs_ord", "ordinal", num_classes=3, class_names=("13-15", "9-12", "3-8"), metrics=ORDINAL_METRICS,
+                        description="GCS in three ordered classes (cumulative logits)"),
+        "age_80": Task("age_80", "binary", class_names=("<80", ">=80"), metrics=BINARY_METRICS, description="age >= 80"),
+    }
+
+
+def default_config(profile: str | None = None) -> dict[str, Any]:
+    """Settings for a profile (``smoke``: the phantom on a 2-core CPU in about two minutes)."""
+    p = profile or current_profile()
+    dense = "densenet121_native"
+    w3 = {"prognosis": 0.4}
+    return {
+        "experiment": NAME,
+        "profile": p,
+        "data": {
+            "source": by_profile("phantom", "ich_ct", p),
+            "phantom": {"n_patients": 64, "shape": [32, 64, 64], "seed": 0},
+            "root": None,
+            "clinical": None,
+            "preprocess": {
+                "windows": ["cobo"],
+                "shape": by_profile([16, 32, 32], [40, 301, 301], p),
+                "spacing": None,
+                "depth": None,
+                "skull_strip": False,
+            },
+            # preprocessed volumes are cached here (keyed by file + settings); None disables the cache
+            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
+        },
+        "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": 0.1, "seed": 0, "folds": None},
+        "oversample": True,
+        "prognosis_pos_weight": None,
+        "model": {
+            "backbone_kwargs": by_profile(
+                {dense: {"init_features": 8, "growth_rate": 8, "block_config": [2, 2, 2]},
+                 "perez_del_barrio_cnn": {"padding": "same"}},
+                {},
+                p,
+            ),
+            "head_hidden": [],
+            "head_dropout": 0.0,
+        },
+        "arms": {
+            "baseline": {"backbone": "perez_del_barrio_cnn", "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
+            "baseline_densenet": {"backbone": dense, "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
+            "mt_bin_age": {"backbone": dense, "tasks": ["prognosis", "age_80"], "weights": {**w3, "age_80": 0.3}},
+            "mt_bin_gcs": {"backbone": dense, "tasks": ["prognosis", "gcs_bin"], "weights": {**w3, "gcs_bin": 0.3}},
+            "mt_bin_gcs_bin_age": {"backbone": dense, "tasks": ["prognosis", "gcs_bin", "age_80"],
+                                   "weights": {**w3, "gcs_bin": 0.3, "age_80": 0.3}},
+            "mt_ord_gcs": {"backbone": dense, "tasks": ["prognosis", "gcs_ord"], "weights": {**w3, "gcs_ord": 0.3}},
+            "mt_ord_gcs_bin_age": {"backbone": dense, "tasks": ["prognosis", "gcs_ord", "age_80"],
+                                   "weights": {**w3, "gcs_ord": 0.3, "age_80": 0.3}},
+        },
+        "train": {
+            "epochs": by_profile(4, 100, p),
+            "batch_size": by_profile(8, 4, p),
+            "lr": by_profile(1e-3, 1e-4, p),
+            "weight_decay": 1e-2,
+            "optimizer": "adamw",
+            "monitor": "prognosis.balanced_accuracy",
+            "patience": by_profile(None, 20, p),
+        },
+        "bootstrap": {"n_boot": by_profile(100, 1000, p), "ci": 0.95, "sample_size": None, "stratify": False},
+    }
+
+
+# --------------------------------------------------------------------------- data
+def load_data(cfg: Mapping[str, Any]):
+    """``(table, images)``: the label table and either an image array ``[N, C, D, H, W]`` or a loader."""
+    d = cfg["data"]
+    pre = CTPreprocess(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["preprocess"].items()})
+    if d["source"] == "phantom":
+        from mtbench.data.phantom import make_head_ct_phantom
+
+        ph = make_head_ct_phantom(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["phantom"].items()})
+        return ph.table.copy(), ph.images(pre)
+    if d["source"] == "ich_ct":
+        from mtbench.data.cache import VolumeLoader
+        from mtbench.data.sources.ich_ct import load_manifest, report_text
+
+        table = load_manifest(d.get("root"), clinical=d.get("clinical"))
+        print(report_text(table))
+        return table, VolumeLoader(pre, d.get("cache_dir"))
+    raise ValueError(f"Unknown data source {d['source']!r}; use 'phantom' or 'ich_ct'.")
+
+
+def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: int = 0) -> pd.DataFrame:
+    """Long table ``fold, sample_id, patient_id, prognosis, split`` (train/val/test) for every fold.
+
+    Folds are patient-grouped and stratified by prognosis; within each fold's training part a
+    stratified ``val_fraction`` is held out for validation.
+    """
+    from sklearn.model_selection import train_test_split
+
+    folds = assign_folds(table, n_splits, group_column="patient_id", stratify_column="prognosis", seed=seed)
+    rows = []
+    for k in range(n_splits):
+        test = table.index[folds == k]
+        rest = table.index[folds != k]
+        if val_fraction > 0:
+            tr, va = train_test_split(rest, test_size=val_fraction, stratify=table.loc[rest, "prognosis"], random_state=seed + k)
+        else:
+            tr, va = rest, rest[:0]
+        for split, idx in (("train", tr), ("val", va), ("test", test)):
+            rows.append(pd.DataFrame({"fold": k, "sample_id": table.loc[idx, "sample_id"].to_numpy(),
+                                      "patient_id": table.loc[idx, "patient_id"].to_numpy(),
+                                      "prognosis": table.loc[idx, "prognosis"].to_numpy(), "split": split}))
+    return pd.concat(rows, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class Cobo2024Result:
+    """What :func:`run` returns. ``results``: pooled metrics with bootstrap CIs per arm and task;
+    ``fold_metrics``: the same metrics per fold; ``predictions``: pooled test predictions per arm."""
+
+    results: pd.DataFrame
+    fold_metrics: pd.DataFrame
+    predictions: dict[str, pd.DataFrame]
+    histories: dict[str, pd.DataFrame]
+    splits: pd.DataFrame
+    config: dict[str, Any]
+    run_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self, task: str = "prognosis", metrics=("auc", "balanced_accuracy", "accuracy", "specificity", "npv", "precision", "sensitivity", "f1")) -> pd.DataFrame:
+        """``value [ci_low, ci_high]`` strings, one row per arm, for one task."""
+        sub = self.results[(self.results["task"] == task) & self.results["metric"].isin(metrics)].copy()
+        sub["cell"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
+        out = sub.pivot_table(index="arm", columns="metric", values="cell", aggfunc="first")
+        order = [a for a in self.config["arms"] if a in out.index]
+        return out.loc[order, [m for m in metrics if m in out.columns]]
+
+    def with_reference(self, task: str = "prognosis") -> pd.DataFrame:
+        """Our pooled values beside the published ones (NaN where the paper's number is not in
+        ``mtbench/references/cobo2024_results.csv``)."""
+        ref = load_reference_results()
+        ours = self.results[self.results["task"] == task][["arm", "task", "metric", "value", "ci_low", "ci_high"]]
+        ref = ref.rename(columns={"value": "published", "ci_low": "published_ci_low", "ci_high": "published_ci_high"})
+        return ours.merge(ref[["arm", "task", "metric", "published", "published_ci_low", "published_ci_high"]],
+                          on=["arm", "task", "metric"], how="left")
+
+
+def load_reference_results() -> pd.DataFrame:
+    """The paper's numbers as shipped in ``mtbench/references/cobo2024_results.csv``."""
+    path = Path(__file__).resolve().parent.parent / "references" / "cobo2024_results.csv"
+    return pd.read_csv(path)
+
+
+# --------------------------------------------------------------------------- run
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Cobo2024Result:
+    """Run every arm on every fold; write the run folder if ``run_dir`` is given."""
+    import torch
+    from torch.utils.data import Subset
+
+    from mtbench.metrics import compute_metrics
+    from mtbench.models import create_model
+    from mtbench.mtl import MultiTaskLoss
+    from mtbench.stats import bootstrap_metrics
+    from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+
+    cfg = copy.deepcopy(dict(config or default_config()))
+    t0 = time.perf_counter()
+    table, images = load_data(cfg)
+    table = table.reset_index(drop=True)
+    in_chans = max(1, len(cfg["data"]["preprocess"]["windows"]))
+    cv = cfg["cv"]
+    splits = make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"])
+    folds = cv.get("folds") or list(range(cv["n_splits"]))
+    all_tasks = make_tasks(cfg.get("prognosis_pos_weight"))
+    timings = {"data_s": time.perf_counter() - t0}
+    tcfg = dict(cfg["train"])
+    batch_size = tcfg.pop("batch_size")
+    pos = {sid: i for i, sid in enumerate(table["sample_id"])}
+    meta_cols = ["patient_id"]
+
+    def dataset(rows: np.ndarray, tasks):
+        part = table.iloc[rows]
+        imgs = images[rows] if isinstance(images, np.ndarray) else images
+        return MultiTaskDataset(part, tasks, imgs, meta_columns=meta_cols)
+
+    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
+    histories: dict[str, pd.DataFrame] = {}
+    for k in folds:
+        fs = splits[splits["fold"] == k]
+        rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
+        for arm, spec in cfg["arms"].items():
+            t_arm = time.perf_counter()
+            tasks = [all_tasks[n] for n in spec["tasks"]]
+            train_ds = dataset(rows["train"], tasks)
+            if cfg.get("oversample", True):
+                idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + k)
+                train_ds = Subset(train_ds, idx.tolist())
+            seed = cv["seed"] + k
+            loaders = {
+                "train": make_loader(train_ds, batch_size=batch_size, shuffle=True, seed=seed),
+                "val": make_loader(dataset(rows["val"], tasks), batch_size=batch_size) if len(rows["val"]) else None,
+                "test": make_loader(dataset(rows["test"], tasks), batch_size=batch_size),
+            }
+            seed_everything(seed)
+            model = create_model(
+                spec["backbone"], tasks, spatial_dims=3, in_chans=in_chans,
+                head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
+                backbone_kwargs=cfg["model"]["backbone_kwargs"].get(spec["backbone"], {}),
+            )
+            loss = MultiTaskLoss(tasks, weighting="fixed", weights=spec["weights"])
+            res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=progress))
+            p = predict(res.model, loaders["test"], tasks)
+            p.insert(1, "fold", k)
+            preds_by_arm[arm].append(p)
+            histories[f"{arm}/fold{k}"] = res.history.assign(arm=arm, fold=k)
+            timings[f"{arm}/fold{k}_s"] = time.perf_counter() - t_arm
+            del model
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    results, fold_metrics, predictions = [], [], {}
+    b = cfg["bootstrap"]
+    for arm, parts in preds_by_arm.items():
+        if not parts:
+            continue
+        tasks = [all_tasks[n] for n in cfg["arms"][arm]["tasks"]]
+        preds = pd.concat(parts, ignore_index=True)
+        preds.attrs["tasks"] = parts[0].attrs["tasks"]
+        predictions[arm] = preds
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=cv["seed"],
+                                     stratify=b.get("stratify", False), sample_size=b.get("sample_size"))
+            fm = compute_metrics(preds, tasks, by="fold")
+        boot.insert(0, "arm", arm)
+        fm.insert(0, "arm", arm)
+        results.append(boot)
+        fold_metrics.append(fm)
+    timings["total_s"] = time.perf_counter() - t0
+    out = Cobo2024Result(pd.concat(results, ignore_index=True), pd.concat(fold_metrics, ignore_index=True),
+                         predictions, histories, splits, cfg, timings=timings)
+    if run_dir is not None:
+        write_outputs(out, Path(run_dir))
+        out.run_dir = Path(run_dir)
+    return out
+
+
+def write_outputs(result: Cobo2024Result, run_dir: Path) -> None:
+    """Config, provenance, splits, results, per-fold metrics, predictions and histories."""
+    from mtbench.predictions import save_predictions
+    from mtbench.runs import write_run_info
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, result.config, {"timings": result.timings})
+    result.splits.to_csv(run_dir / "splits.csv", index=False)
+    result.results.to_csv(run_dir / "results.csv", index=False)
+    result.fold_metrics.to_csv(run_dir / "fold_metrics.csv", index=False)
+    for arm, preds in result.predictions.items():
+        save_predictions(preds, run_dir / arm / "predictions.csv")
+    for key, h in result.histories.items():
+        arm, fold = key.split("/")
+        (run_dir / arm).mkdir(parents=True, exist_ok=True)
+        h.to_csv(run_dir / arm / f"history_{fold}.csv", index=False)
+
+
+def summarize(result: Cobo2024Result) -> str:
+    """Text for ``mtbench run cobo2024``: the prognosis table with CIs."""
+    return "Prognosis (pooled test predictions, bootstrap 95% CI):\n" + result.table().to_string()
