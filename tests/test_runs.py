@@ -121,3 +121,18 @@ def test_ruffini_units_respect_arm_dependencies_and_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "1 unit(s) not finished yet: backbone=convnet/fold=0/arm=ft" in out
     assert (run_dir / "compare_with_paper.csv").is_file()
+
+
+def test_cobo_units_run_one_fold_and_report(tmp_path, capsys):
+    """The ICH ablation as units (arm x fold): one unit runs alone, the report names the rest."""
+    from mtbench.experiments import cobo2024
+
+    cfg = cobo2024.default_config("smoke")
+    assert len(cobo2024.units(cfg)) == len(cfg["arms"]) * cfg["cv"]["n_splits"]
+    tiny = ["--set", "train.epochs=1", "--set", "data.phantom.n_patients=24", "--set", "bootstrap.n_boot=10"]
+    assert main(["run", "cobo2024", "--out", str(tmp_path), "--quiet", "--arm", "mt_bin_gcs", "--fold", "0", *tiny]) == 0
+    (run_dir,) = sorted((tmp_path / "cobo2024").iterdir())
+    assert (run_dir / "units" / "arm=mt_bin_gcs" / "fold=0" / "DONE.json").is_file()
+    assert (run_dir / "splits.csv").is_file() and (run_dir / "results.csv").is_file()
+    out = capsys.readouterr().out
+    assert "unit(s) not finished yet" in out and "arm=baseline/fold=0" in out

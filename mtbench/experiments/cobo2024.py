@@ -209,76 +209,96 @@ class Cobo2024Result:
 
 def load_reference_results() -> pd.DataFrame:
     """The paper's numbers as shipped in ``mtbench/references/cobo2024_results.csv``."""
-    path = Path(__file__).resolve().parent.parent / "references" / "cobo2024_results.csv"
-    return pd.read_csv(path)
+    from mtbench.references import load_reference
+
+    return load_reference("cobo2024_results")
 
 
 # --------------------------------------------------------------------------- run
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Cobo2024Result:
-    """Run every arm on every fold; write the run folder if ``run_dir`` is given."""
+_PREPARED: dict[str, Any] = {}
+
+
+def prepare(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Data, splits and tasks of a configuration (cached per process: the units of a job share them)."""
+    from mtbench.runs import config_hash
+
+    key = config_hash({k: cfg[k] for k in ("data", "cv", "prognosis_pos_weight") if k in cfg})
+    if key not in _PREPARED:
+        table, images = load_data(cfg)
+        table = table.reset_index(drop=True)
+        cv = cfg["cv"]
+        _PREPARED.clear()
+        _PREPARED[key] = {
+            "table": table,
+            "images": images,
+            "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
+            "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
+            "tasks": make_tasks(cfg.get("prognosis_pos_weight")),
+        }
+    return _PREPARED[key]
+
+
+def train_arm_fold(cfg: Mapping[str, Any], arm: str, fold: int, checkpoint_dir: str | Path | None = None,
+                   progress: bool = True):
+    """Train one arm on one fold; returns ``(test predictions, history, best epoch)``."""
     import torch
     from torch.utils.data import Subset
 
-    from mtbench.metrics import compute_metrics
     from mtbench.models import create_model
     from mtbench.mtl import MultiTaskLoss
-    from mtbench.stats import bootstrap_metrics
     from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
 
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    table, images = load_data(cfg)
-    table = table.reset_index(drop=True)
+    prep = prepare(cfg)
+    table, images, splits, pos = prep["table"], prep["images"], prep["splits"], prep["pos"]
     in_chans = max(1, len(cfg["data"]["preprocess"]["windows"]))
     cv = cfg["cv"]
-    splits = make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"])
-    folds = cv.get("folds") or list(range(cv["n_splits"]))
-    all_tasks = make_tasks(cfg.get("prognosis_pos_weight"))
-    timings = {"data_s": time.perf_counter() - t0}
     tcfg = dict(cfg["train"])
     batch_size = tcfg.pop("batch_size")
-    pos = {sid: i for i, sid in enumerate(table["sample_id"])}
-    meta_cols = ["patient_id"]
+    num_workers = tcfg.pop("num_workers", 0)
 
     def dataset(rows: np.ndarray, tasks):
         part = table.iloc[rows]
         imgs = images[rows] if isinstance(images, np.ndarray) else images
-        return MultiTaskDataset(part, tasks, imgs, meta_columns=meta_cols)
+        return MultiTaskDataset(part, tasks, imgs, meta_columns=["patient_id"])
 
-    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
-    histories: dict[str, pd.DataFrame] = {}
-    for k in folds:
-        fs = splits[splits["fold"] == k]
-        rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
-        for arm, spec in cfg["arms"].items():
-            t_arm = time.perf_counter()
-            tasks = [all_tasks[n] for n in spec["tasks"]]
-            train_ds = dataset(rows["train"], tasks)
-            if cfg.get("oversample", True):
-                idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + k)
-                train_ds = Subset(train_ds, idx.tolist())
-            seed = cv["seed"] + k
-            loaders = {
-                "train": make_loader(train_ds, batch_size=batch_size, shuffle=True, seed=seed),
-                "val": make_loader(dataset(rows["val"], tasks), batch_size=batch_size) if len(rows["val"]) else None,
-                "test": make_loader(dataset(rows["test"], tasks), batch_size=batch_size),
-            }
-            seed_everything(seed)
-            model = create_model(
-                spec["backbone"], tasks, spatial_dims=3, in_chans=in_chans,
-                head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
-                backbone_kwargs=cfg["model"]["backbone_kwargs"].get(spec["backbone"], {}),
-            )
-            loss = MultiTaskLoss(tasks, weighting="fixed", weights=spec["weights"])
-            res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=progress))
-            p = predict(res.model, loaders["test"], tasks)
-            p.insert(1, "fold", k)
-            preds_by_arm[arm].append(p)
-            histories[f"{arm}/fold{k}"] = res.history.assign(arm=arm, fold=k)
-            timings[f"{arm}/fold{k}_s"] = time.perf_counter() - t_arm
-            del model
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+    spec = cfg["arms"][arm]
+    fs = splits[splits["fold"] == fold]
+    rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
+    tasks = [prep["tasks"][n] for n in spec["tasks"]]
+    train_ds = dataset(rows["train"], tasks)
+    if cfg.get("oversample", True):
+        idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + fold)
+        train_ds = Subset(train_ds, idx.tolist())
+    seed = cv["seed"] + fold
+    loaders = {
+        "train": make_loader(train_ds, batch_size=batch_size, shuffle=True, seed=seed, num_workers=num_workers),
+        "val": make_loader(dataset(rows["val"], tasks), batch_size=batch_size) if len(rows["val"]) else None,
+        "test": make_loader(dataset(rows["test"], tasks), batch_size=batch_size),
+    }
+    seed_everything(seed)
+    model = create_model(
+        spec["backbone"], tasks, spatial_dims=3, in_chans=in_chans,
+        head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
+        backbone_kwargs=cfg["model"]["backbone_kwargs"].get(spec["backbone"], {}),
+    )
+    loss = MultiTaskLoss(tasks, weighting="fixed", weights=spec["weights"])
+    res = fit(model, loaders["train"], loaders["val"], tasks, loss,
+              TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
+    p = predict(res.model, loaders["test"], tasks)
+    p.insert(1, "fold", fold)
+    history = res.history.assign(arm=arm, fold=fold)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return p, history, res.best_epoch
+
+
+def _aggregate(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]], histories, splits, timings=None) -> Cobo2024Result:
+    """Pooled-over-folds metrics with bootstrap CIs, and per-fold metrics, per arm."""
+    from mtbench.metrics import compute_metrics
+    from mtbench.stats import bootstrap_metrics
+
+    all_tasks = make_tasks(cfg.get("prognosis_pos_weight"))
     results, fold_metrics, predictions = [], [], {}
     b = cfg["bootstrap"]
     for arm, parts in preds_by_arm.items():
@@ -286,24 +306,88 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
             continue
         tasks = [all_tasks[n] for n in cfg["arms"][arm]["tasks"]]
         preds = pd.concat(parts, ignore_index=True)
-        preds.attrs["tasks"] = parts[0].attrs["tasks"]
+        preds.attrs["tasks"] = [t.to_dict() for t in tasks]
         predictions[arm] = preds
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=cv["seed"],
+            boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=cfg["cv"]["seed"],
                                      stratify=b.get("stratify", False), sample_size=b.get("sample_size"))
             fm = compute_metrics(preds, tasks, by="fold")
         boot.insert(0, "arm", arm)
         fm.insert(0, "arm", arm)
         results.append(boot)
         fold_metrics.append(fm)
+    return Cobo2024Result(pd.concat(results, ignore_index=True), pd.concat(fold_metrics, ignore_index=True),
+                          predictions, dict(histories), splits, dict(cfg), timings=dict(timings or {}))
+
+
+def _folds(cfg: Mapping[str, Any]) -> list[int]:
+    return [int(k) for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"]))]
+
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Cobo2024Result:
+    """Run every arm on every fold in memory (the notebook's way); write the run folder if ``run_dir`` is given."""
+    cfg = copy.deepcopy(dict(config or default_config()))
+    t0 = time.perf_counter()
+    prep = prepare(cfg)
+    timings = {"data_s": time.perf_counter() - t0}
+    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
+    histories: dict[str, pd.DataFrame] = {}
+    for k in _folds(cfg):
+        for arm in cfg["arms"]:
+            t_arm = time.perf_counter()
+            p, h, _ = train_arm_fold(cfg, arm, k, progress=progress)
+            preds_by_arm[arm].append(p)
+            histories[f"{arm}/fold{k}"] = h
+            timings[f"{arm}/fold{k}_s"] = time.perf_counter() - t_arm
     timings["total_s"] = time.perf_counter() - t0
-    out = Cobo2024Result(pd.concat(results, ignore_index=True), pd.concat(fold_metrics, ignore_index=True),
-                         predictions, histories, splits, cfg, timings=timings)
+    out = _aggregate(cfg, preds_by_arm, histories, prep["splits"], timings)
     if run_dir is not None:
         write_outputs(out, Path(run_dir))
         out.run_dir = Path(run_dir)
     return out
+
+
+# ------------------------------------------------------------------- units (mtbench run/plan/report)
+def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One unit per arm and fold (7 arms x 10 folds in the full profile)."""
+    return [{"arm": arm, "fold": k} for k in _folds(cfg) for arm in cfg["arms"]]
+
+
+def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
+    from mtbench.predictions import save_predictions
+    from mtbench.train.distributed import is_main_process
+
+    preds, history, best = train_arm_fold(cfg, unit["arm"], int(unit["fold"]), checkpoint_dir=unit_dir, progress=progress)
+    if is_main_process():
+        save_predictions(preds, Path(unit_dir) / "predictions.csv")
+        history.assign(best_epoch=best).to_csv(Path(unit_dir) / "history.csv", index=False)
+        splits_file = Path(unit_dir).parents[2] / "splits.csv"  # <run>/units/arm=/fold=
+        if not splits_file.is_file():
+            prepare(cfg)["splits"].to_csv(splits_file, index=False)
+
+
+def report(run_dir: str | Path) -> str:
+    """Aggregate the finished units into results.csv / fold_metrics.csv and the prognosis table."""
+    from mtbench.predictions import load_predictions
+    from mtbench.runs import is_done, load_run_config, unit_key
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
+    histories = {}
+    for u in units(cfg):
+        if is_done(run_dir, u):
+            udir = run_dir / "units" / unit_key(u)
+            preds_by_arm[u["arm"]].append(load_predictions(udir / "predictions.csv"))
+            histories[f"{u['arm']}/fold{u['fold']}"] = pd.read_csv(udir / "history.csv")
+    if not any(preds_by_arm.values()):
+        raise FileNotFoundError(f"No finished unit in {run_dir}.")
+    splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
+    result = _aggregate(cfg, preds_by_arm, histories, splits)
+    result.results.to_csv(run_dir / "results.csv", index=False)
+    result.fold_metrics.to_csv(run_dir / "fold_metrics.csv", index=False)
+    return summarize(result)
 
 
 def write_outputs(result: Cobo2024Result, run_dir: Path) -> None:

@@ -275,6 +275,15 @@ def predict(
     return table
 
 
+def _to_channels_last(model: nn.Module) -> None:
+    """Channels-last for 2D (NHWC) and 3D (NDHWC) conv weights alike (``Module.to`` handles one rank only)."""
+    for p in model.parameters():
+        if p.ndim == 4:
+            p.data = p.data.contiguous(memory_format=torch.channels_last)
+        elif p.ndim == 5:
+            p.data = p.data.contiguous(memory_format=torch.channels_last_3d)
+
+
 def _reseed_loader(loader: DataLoader, seed: int) -> None:
     """Restart the loader's shuffling RNG, so the seed alone fixes the batch order (loaders are reused)."""
     for obj in (loader, getattr(loader, "sampler", None), getattr(loader, "batch_sampler", None)):
@@ -401,7 +410,7 @@ def fit(
     model.to(device)
     loss.to(device)
     if cfg.channels_last:
-        model.to(memory_format=torch.channels_last)  # no-op for 3D weights; inputs are converted per batch
+        _to_channels_last(model)  # weights here, inputs per batch
     train_model = ddp.wrap_model(model, device)
     forward_model = torch.compile(train_model) if cfg.compile else train_model
     params = list(model.parameters()) + [p for p in loss.parameters() if p.requires_grad]
