@@ -20,12 +20,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$HASH" ]; then
   echo "[setup] installing mtbench and its dependencies into $VENV (first time: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --quiet --upgrade pip
   if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pip install --quiet ${MTBENCH_TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1} \
+    "$VENV/bin/python" -m pip install --quiet --quiet ${MTBENCH_TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1} \
       ${MTBENCH_TORCH_INDEX:+--index-url "$MTBENCH_TORCH_INDEX"}
   fi
-  "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]"
+  "$VENV/bin/python" -m pip install --quiet --quiet -e "$ROOT[test]"
   echo "$HASH" > "$STAMP"
 fi
