@@ -89,6 +89,38 @@ def _plain(obj: Any) -> Any:
 UNIT_DONE = "DONE.json"
 
 
+def data_fingerprint(manifest, path_column: str = "path") -> dict[str, Any]:
+    """What data a run saw: the manifest's rows and content hash, and its files' names and sizes.
+
+    ``manifest`` is a DataFrame (one row per image) or ``{name: DataFrame}``. Files are fingerprinted
+    by name and size (hashing every image's bytes would cost as much as reading the data set).
+    """
+    import hashlib
+
+    import pandas as pd
+
+    if isinstance(manifest, pd.DataFrame):
+        manifest = {"data": manifest}
+    out: dict[str, Any] = {}
+    for name, df in manifest.items():
+        entry: dict[str, Any] = {
+            "rows": int(len(df)),
+            "columns": [str(c) for c in df.columns],
+            "manifest_sha1": hashlib.sha1(pd.util.hash_pandas_object(df.astype(str), index=False).values.tobytes()).hexdigest(),
+        }
+        if path_column in df.columns:
+            files = []
+            for p in df[path_column].dropna().astype(str):
+                path = Path(p)
+                files.append((path.name, path.stat().st_size if path.is_file() else -1))
+            entry["files"] = len(files)
+            entry["missing_files"] = sum(1 for _, size in files if size < 0)
+            entry["total_bytes"] = int(sum(size for _, size in files if size > 0))
+            entry["files_sha1"] = hashlib.sha1(repr(sorted(files)).encode()).hexdigest()
+        out[name] = entry
+    return out
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """A short, stable fingerprint of a configuration (same config -> same run folder)."""
     import hashlib
@@ -153,6 +185,15 @@ def run_experiment(
         with open(run_dir / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                                  "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")
+    if main and hasattr(experiment, "data_manifest"):
+        fingerprint = data_fingerprint(experiment.data_manifest(config))
+        fp_file = run_dir / "data_fingerprint.json"
+        if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fingerprint)):
+            raise ValueError(
+                f"The data changed since this run started ({fp_file} differs from the data found now): "
+                "results would mix two data sets. Start a new run (--new) or restore the data."
+            )
+        fp_file.write_text(json.dumps(fingerprint, indent=2))
     ddp.barrier()
     all_units = experiment.units(config)
     by_key = {unit_key(u): u for u in all_units}

@@ -31,6 +31,8 @@ def test_run_writes_a_complete_run_folder_and_never_overwrites(tmp_path, capsys)
         assert (run_dir / name).is_file(), name
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert {"torch", "device", "git_commit", "profile"} <= set(prov)
+    fp = json.loads((run_dir / "data_fingerprint.json").read_text())
+    assert fp["data"]["rows"] == 80 and len(fp["data"]["manifest_sha1"]) == 40
     unit = run_dir / "units" / "arm=multi_task" / "seed=0"
     for name in ("predictions.csv", "predictions.tasks.json", "history.csv", "metrics.csv", "DONE.json", "last.pt", "best.pt"):
         assert (unit / name).is_file(), name
@@ -136,3 +138,28 @@ def test_cobo_units_run_one_fold_and_report(tmp_path, capsys):
     assert (run_dir / "splits.csv").is_file() and (run_dir / "results.csv").is_file()
     out = capsys.readouterr().out
     assert "unit(s) not finished yet" in out and "arm=baseline/fold=0" in out
+
+
+def test_data_fingerprint_names_files_and_refuses_changed_data(tmp_path):
+    from mtbench.runs import data_fingerprint
+
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    a.write_bytes(b"12345")
+    b.write_bytes(b"1")
+    table = pd.DataFrame({"sample_id": ["a", "b", "c"], "path": [str(a), str(b), str(tmp_path / "gone.png")]})
+    fp = data_fingerprint(table)["data"]
+    assert fp["files"] == 3 and fp["missing_files"] == 1 and fp["total_bytes"] == 6
+    b.write_bytes(b"12")
+    assert data_fingerprint(table)["data"]["files_sha1"] != fp["files_sha1"]
+
+
+def test_resume_refuses_when_the_data_changed(tmp_path):
+    args = ["run", "quickstart", "--out", str(tmp_path), "--quiet", "--arm", "single_task", *TINY]
+    assert main(args) == 0
+    (run_dir,) = _run_dirs(tmp_path)
+    fp_file = run_dir / "data_fingerprint.json"
+    fp = json.loads(fp_file.read_text())
+    fp["data"]["rows"] = 79
+    fp_file.write_text(json.dumps(fp))
+    with pytest.raises(ValueError, match="The data changed since this run started"):
+        main(["run", "quickstart", "--out", str(tmp_path), "--quiet", "--arm", "multi_task", *TINY])

@@ -349,6 +349,11 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
 
 
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
+def data_manifest(cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """The label table (with file paths for real data), fingerprinted into the run folder."""
+    return prepare(cfg)["table"]
+
+
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per arm and fold (7 arms x 10 folds in the full profile)."""
     return [{"arm": arm, "fold": k} for k in _folds(cfg) for arm in cfg["arms"]]

@@ -121,6 +121,11 @@ def prepare_data(cfg: Mapping[str, Any]):
     return data, table
 
 
+def data_manifest(cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """The label table the run uses (fingerprinted into the run folder)."""
+    return prepare_data(cfg)[1]
+
+
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Independent pieces of the experiment: one per arm and seed."""
     return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in cfg["arms"]]

@@ -567,6 +567,12 @@ def _run(cfg: dict[str, Any], run_dir, progress: bool) -> RuffiniResult:
 
 
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
+def data_manifest(cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
+    """The two data sets' tables (fingerprinted into the run folder)."""
+    data = _cached_data(cfg, progress=False)
+    return {"prognosis": data.prognosis, "severity": data.severity}
+
+
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per backbone x test fold x arm; FT and MDMT units run after their STL units."""
     from mtbench.runs import unit_key
