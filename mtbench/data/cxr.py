@@ -78,7 +78,7 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Image file not found: {path}")
-    if path.suffix.lower() in (".dcm", ".dicom") or _is_dicom(path):
+    if path.suffix.lower() in (".dcm", ".dicom") or is_dicom_file(path):
         return read_dicom(path)
     from PIL import Image
 
@@ -93,7 +93,8 @@ def read_image(path: str | Path) -> np.ndarray:
     return arr
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom_file(path: Path) -> bool:
+    """True when ``path`` carries the DICOM preamble magic (``DICM`` at byte 128), whatever its suffix."""
     try:
         with open(path, "rb") as fh:
             fh.seek(128)

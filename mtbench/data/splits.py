@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -124,3 +126,26 @@ def subsample_labels(
 def split_table(table: pd.DataFrame, split: pd.Series, names: Sequence[str] = ("train", "val", "test")):
     """``{name: rows}`` for each split name."""
     return {n: table[split == n].reset_index(drop=True) for n in names}
+
+
+def read_split_lines(path: str | Path, header_words: Sequence[str] = ("img", "image", "imagefile", "filename")) -> pd.DataFrame:
+    """The ``img label [center]`` split files of Ruffini et al. (2024), raw.
+
+    Whitespace-, comma- or semicolon-separated; a first line starting with one of ``header_words``
+    is a header. Returns ``img, label, center, line`` as text (``center`` None where absent); the
+    adapters interpret the labels. Errors name the file and line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Split file not found: {path}")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+        parts = [p for p in re.split(r"[\s,;]+", line.strip()) if p]
+        if not parts:
+            continue
+        if lineno == 1 and parts[0].lower() in header_words:
+            continue
+        if len(parts) < 2:
+            raise ValueError(f"{path}, line {lineno}: expected 'img label [center]', got {line!r}.")
+        rows.append({"img": parts[0], "label": parts[1], "center": parts[2] if len(parts) > 2 else None, "line": lineno})
+    return pd.DataFrame(rows, columns=["img", "label", "center", "line"])

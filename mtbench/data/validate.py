@@ -39,6 +39,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from mtbench.data.cxr import is_dicom_file
 from mtbench.data.splits import LeakageError, check_no_leakage
 
 SEVERITIES = ("error", "warning")
@@ -293,7 +294,7 @@ def read_error(path: str | os.PathLike) -> str | None:
 
             img = nib.load(str(path))
             np.asanyarray(img.dataobj)
-        elif name.endswith(DICOM_SUFFIXES) or _is_dicom(path):
+        elif name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
             import pydicom
 
             ds = pydicom.dcmread(path)
@@ -308,13 +309,6 @@ def read_error(path: str | os.PathLike) -> str | None:
     return None
 
 
-def _is_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
 
 
 def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -20,7 +20,6 @@ applying AI to chest-X-rays. An Italian multicentre study", Medical Image Analys
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Sequence
 
@@ -146,26 +145,17 @@ def load_manifest(
 
 def read_split_file(path: str | Path) -> pd.DataFrame:
     """One ``img label center`` file (whitespace, comma or semicolon separated; header optional)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Split file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = [p for p in re.split(r"[\s,;]+", line.strip()) if p]
-        if not parts:
-            continue
-        if lineno == 1 and parts[0].lower() in ("img", "image", "imagefile"):
-            continue
-        if len(parts) < 2:
-            raise ValueError(f"{path}, line {lineno}: expected 'img label center', got {line!r}.")
-        rows.append(
-            {
-                "img": Path(parts[0]).stem,
-                "label": _prognosis(parts[1], f"{path}, line {lineno}"),
-                "center": parts[2] if len(parts) > 2 else None,
-            }
-        )
-    return pd.DataFrame(rows, columns=["img", "label", "center"])
+    from mtbench.data.splits import read_split_lines
+
+    raw = read_split_lines(path)
+    return pd.DataFrame(
+        {
+            "img": [Path(x).stem for x in raw["img"]],
+            "label": [_prognosis(lab, f"{path}, line {ln}") for lab, ln in zip(raw["label"], raw["line"])],
+            "center": raw["center"],
+        },
+        columns=["img", "label", "center"],
+    )
 
 
 def read_fold_splits(split_dir: str | Path, check_disjoint: bool = True) -> pd.DataFrame:

@@ -177,20 +177,9 @@ def read_split_file(path: str | Path, fix_zone_strings: bool = True, zone_labels
     is the zone string, read as text and repaired (or read the original way with
     ``fix_zone_strings=False``); ``attrs["zone_strings_short"]`` counts the short ones.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Split file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
-        parts = [p for p in re.split(r"[\s,;]+", line.strip()) if p]
-        if not parts:
-            continue
-        if lineno == 1 and parts[0].lower() in ("img", "image", "filename"):
-            continue
-        if len(parts) < 2:
-            raise ValueError(f"{path}, line {lineno}: expected 'img label [center]', got {line!r}.")
-        rows.append({"img": parts[0], "label": parts[1], "center": parts[2] if len(parts) > 2 else None, "line": lineno})
-    table = pd.DataFrame(rows, columns=["img", "label", "center", "line"])
+    from mtbench.data.splits import read_split_lines
+
+    table = read_split_lines(path)
     if zone_labels:
         zones, n_short = parse_zone_strings(table["label"], fix=fix_zone_strings, source=str(path))
         table = pd.concat([table, zones], axis=1)
