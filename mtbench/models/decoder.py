@@ -51,8 +51,12 @@ class UNetDecoder(nn.Module):
     norm:
         ``"batch"`` or ``"instance"`` normalisation in the decoder blocks.
     skip_levels:
-        How many of the finest maps get a skip connection (default: all). ``0`` decodes from the
-        coarsest map alone (no skips: an ablation).
+        How many of the finest used maps get a skip connection (default: all). ``0`` decodes from
+        the coarsest map alone (no skips: an ablation).
+    first_level:
+        Ignore the ``first_level`` finest maps: the decoder stops at that scale and its logits are
+        interpolated to the input size (``1`` halves the cost of full-resolution 3D convolutions
+        on a CPU, at the price of coarser mask borders).
 
     ``forward(maps, output_size)`` returns logits ``[B, out_channels, *output_size]``.
     """
@@ -67,24 +71,27 @@ class UNetDecoder(nn.Module):
         decoder_channels: Sequence[int] | None = None,
         norm: str = "batch",
         skip_levels: int | None = None,
+        first_level: int = 0,
     ):
         super().__init__()
         if spatial_dims not in _CONV:
             raise ValueError(f"UNetDecoder supports spatial_dims 2 or 3, got {spatial_dims}.")
         if norm not in _NORMS:
             raise ValueError(f"Unknown norm {norm!r}; use one of {sorted(_NORMS)}.")
-        chans = [int(c) for c in feature_channels]
-        if not chans:
-            raise ValueError("UNetDecoder needs at least one encoder map (feature_channels is empty).")
+        all_chans = [int(c) for c in feature_channels]
+        if not 0 <= int(first_level) < len(all_chans):
+            raise ValueError(f"first_level must be in [0, {len(all_chans) - 1}] for {len(all_chans)} encoder maps, got {first_level}.")
+        self.first_level = int(first_level)
+        chans = all_chans[self.first_level:]
         dec = [max(8, c // 2) for c in chans] if decoder_channels is None else [int(c) for c in decoder_channels]
         if len(dec) != len(chans):
-            raise ValueError(f"decoder_channels has {len(dec)} entries for {len(chans)} encoder maps {chans}.")
+            raise ValueError(f"decoder_channels has {len(dec)} entries for the {len(chans)} encoder maps used {chans}.")
         n = len(chans)
         self.skip_levels = n - 1 if skip_levels is None else int(skip_levels)
         if not 0 <= self.skip_levels <= n - 1:
             raise ValueError(f"skip_levels must be in [0, {n - 1}], got {skip_levels}.")
         self.spatial_dims = spatial_dims
-        self.feature_channels = chans
+        self.feature_channels = all_chans
         self.decoder_channels = dec
         self.bottleneck = _block(spatial_dims, chans[-1], dec[-1], norm)
         blocks = []
@@ -98,6 +105,7 @@ class UNetDecoder(nn.Module):
         if len(maps) != len(self.feature_channels):
             raise ValueError(f"UNetDecoder was built for {len(self.feature_channels)} maps, got {len(maps)}.")
         mode = "trilinear" if self.spatial_dims == 3 else "bilinear"
+        maps = list(maps)[self.first_level:]
         x = self.bottleneck(maps[-1])
         for block, level in zip(self.blocks, range(len(maps) - 2, -1, -1)):
             skip = maps[level]
