@@ -57,6 +57,10 @@ class UNetDecoder(nn.Module):
         Ignore the ``first_level`` finest maps: the decoder stops at that scale and its logits are
         interpolated to the input size (``1`` halves the cost of full-resolution 3D convolutions
         on a CPU, at the price of coarser mask borders).
+    foreground_prior:
+        If given, the output bias starts at ``log(p / (1 - p))`` so the initial prediction is the
+        expected foreground fraction ``p`` rather than 0.5 (the prior initialisation of Lin et al.
+        2017); helps small lesions (hematomas are ~1% of a head volume) learn in few epochs.
 
     ``forward(maps, output_size)`` returns logits ``[B, out_channels, *output_size]``.
     """
@@ -72,6 +76,7 @@ class UNetDecoder(nn.Module):
         norm: str = "batch",
         skip_levels: int | None = None,
         first_level: int = 0,
+        foreground_prior: float | None = None,
     ):
         super().__init__()
         if spatial_dims not in _CONV:
@@ -100,6 +105,11 @@ class UNetDecoder(nn.Module):
             blocks.append(_block(spatial_dims, dec[level + 1] + skip, dec[level], norm))
         self.blocks = nn.ModuleList(blocks)
         self.out = _CONV[spatial_dims](dec[0], out_channels, 1)
+        if foreground_prior is not None:
+            p = float(foreground_prior)
+            if not 0 < p < 1:
+                raise ValueError(f"foreground_prior must be in (0, 1), got {foreground_prior}.")
+            nn.init.constant_(self.out.bias, float(torch.logit(torch.tensor(p))))
 
     def forward(self, maps: Sequence[torch.Tensor], output_size: Sequence[int]) -> torch.Tensor:
         if len(maps) != len(self.feature_channels):
