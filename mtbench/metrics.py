@@ -202,7 +202,7 @@ def sensitivity_at_specificity(y, score, specificity: float = 0.9) -> float:
     clinician would get by choosing, on these data, the threshold that keeps false alarms at or
     below ``1 - specificity``. NaN when a class is absent.
 
-    >>> sensitivity_at_specificity([0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.8, 0.7, 0.9], 0.75)
+    >>> sensitivity_at_specificity([0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.8, 0.7, 0.9], 0.8)
     0.5
     """
     y = np.asarray(y).astype(int)
