@@ -74,7 +74,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "reinterpretation": True,
         "data": {
             "source": by_profile("phantom", "ich_ct", p),
-            "phantom": {"n_patients": 120, "shape": [32, 64, 64], "seed": 0},
+            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "seed": 0},
             "root": None,
             "clinical": None,
             # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
@@ -100,9 +100,9 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         },
         # the downstream stage of upstream_downstream: encoder frozen, heads (re)trained
         "downstream": {"reinit_heads": True, "head_hidden": [32], "head_dropout": 0.0,
-                       "epochs": by_profile(8, 50, p), "lr": by_profile(3e-3, 1e-3, p)},
+                       "epochs": by_profile(10, 50, p), "lr": by_profile(3e-3, 1e-3, p)},
         "train": {
-            "epochs": by_profile(10, 100, p),
+            "epochs": by_profile(20, 100, p),
             "batch_size": by_profile(8, 4, p),
             "lr": by_profile(2e-3, 1e-4, p),
             "weight_decay": 1e-4,
