@@ -219,3 +219,9 @@ def test_task_roundtrip_and_columns():
         Task("y", "binary", voxel_spacing=(1, 1, 1))
     d = t.decode(torch.zeros(2, 1, 3, 4, 4))
     assert d["prob"].shape == (2, 3, 4, 4) and d["pred"].all()
+
+
+def test_decoder_on_a_timm_2d_backbone():
+    model = create_model("resnet18", [Task("s", "segmentation"), Task("y", "binary")], in_chans=1)
+    out = model(torch.randn(2, 1, 64, 48))
+    assert out["s"].shape == (2, 1, 64, 48) and out["y"].shape == (2, 1)
