@@ -40,8 +40,8 @@ def iou_score(pred, true) -> np.ndarray:
 
 
 def _voxel_ml(task: Task, meta: Mapping[str, Sequence] | None, n: int) -> np.ndarray:
-    if meta is not None and "voxel_ml" in meta:
-        return np.asarray([float(v) for v in meta["voxel_ml"]], dtype=float)
+    if meta is not None and "voxel_ml" in meta:  # per sample (meta values arrive as strings; "" = unknown)
+        return np.asarray([float(v) if str(v).strip() not in ("", "nan") else np.nan for v in meta["voxel_ml"]], dtype=float)
     return np.full(n, voxel_volume_ml(task.voxel_spacing))
 
 

@@ -225,3 +225,19 @@ def test_decoder_on_a_timm_2d_backbone():
     model = create_model("resnet18", [Task("s", "segmentation"), Task("y", "binary")], in_chans=1)
     out = model(torch.randn(2, 1, 64, 48))
     assert out["s"].shape == (2, 1, 64, 48) and out["y"].shape == (2, 1)
+
+
+def test_per_sample_voxel_size_from_meta():
+    from mtbench.train import make_loader, predict
+
+    ph = _tiny_phantom()
+    table = ph.table.copy()
+    table["voxel_ml"] = voxel_volume_ml(ph.spacing) * 2  # as if each voxel were twice as big
+    table.loc[0, "voxel_ml"] = np.nan  # unknown for one sample
+    tasks = [Task("hem", "segmentation", voxel_spacing=ph.spacing)]
+    ds = MultiTaskDataset(table, tasks, ph.images(), masks={"hem": ph.hematoma_masks}, meta_columns=["patient_id", "voxel_ml"])
+    model = create_model("convnet", tasks, spatial_dims=3, backbone_kwargs={"channels": [4, 8]})
+    p = predict(model, make_loader(ds, batch_size=5), tasks)
+    expected = 2 * mask_volume_ml(ph.hematoma_masks, ph.spacing)
+    np.testing.assert_allclose(p["hem.volume_true_ml"].iloc[1:], expected[1:], rtol=1e-6)
+    assert np.isnan(p["hem.volume_true_ml"].iloc[0])

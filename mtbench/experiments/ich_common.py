@@ -86,17 +86,22 @@ def load_ich_data(cfg: Mapping[str, Any]) -> ICHData:
         exists = np.array([p.is_file() for p in paths])
         print(f"hematoma masks: {exists.sum()} of {len(paths)} patients have one under {mdir} "
               f"({(~exists).sum()} without: their volume/segmentation label is missing).")
-        vols = []
+        shape = tuple(pre.shape)
+        vols, voxel_ml = [], []
         for p, ok in zip(paths, exists):
             if ok:
                 v = read_volume(p)
                 vols.append(mask_volume_ml(v.array > 0.5, v.spacing))
+                # voxel size on the model's input grid after resizing this patient's volume to `shape`
+                grid = [s0 * n0 / n1 for s0, n0, n1 in zip(v.spacing, v.array.shape, shape)]
+                voxel_ml.append(float(np.prod(grid)) / 1000.0)
             else:
                 vols.append(np.nan)
+                voxel_ml.append(np.nan)
         table = table.copy()
         table["hematoma_ml"] = vols
+        table["voxel_ml"] = voxel_ml  # per-sample, read by the segmentation summaries (volumes in mL)
         table["mask_path"] = [str(p) if ok else "" for p, ok in zip(paths, exists)]
-        shape = tuple(pre.shape)
 
         def mask_loader(row):
             if not row["mask_path"]:
@@ -133,7 +138,8 @@ def make_datasets(data: ICHData, split: pd.Series, tasks: Sequence[Task], label_
         rows = np.flatnonzero((split == s).to_numpy())
         table, images, masks = subset(data, rows)
         seg = {t.name: masks for t in tasks if t.kind == "segmentation"}
-        out[s] = MultiTaskDataset(table, tasks, images, label_columns=label_columns, masks=seg or None)
+        meta = ["patient_id"] + (["voxel_ml"] if seg and "voxel_ml" in table.columns else [])
+        out[s] = MultiTaskDataset(table, tasks, images, label_columns=label_columns, meta_columns=meta, masks=seg or None)
     return out
 
 
