@@ -195,6 +195,67 @@ def qwk(a: TaskArrays, task: Task) -> float:
     return float(skm.cohen_kappa_score(a.y, a.pred, weights="quadratic", labels=_labels(task)))
 
 
+def sensitivity_at_specificity(y, score, specificity: float = 0.9) -> float:
+    """Highest sensitivity among the ROC operating points whose specificity is at least ``specificity``.
+
+    Thresholds are the observed scores (scikit-learn's ``roc_curve``), so this is the sensitivity a
+    clinician would get by choosing, on these data, the threshold that keeps false alarms at or
+    below ``1 - specificity``. NaN when a class is absent.
+
+    >>> sensitivity_at_specificity([0, 0, 0, 0, 1, 1], [0.1, 0.2, 0.3, 0.8, 0.7, 0.9], 0.8)
+    0.5
+    """
+    y = np.asarray(y).astype(int)
+    score = np.asarray(score, dtype=float)
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    if not 0.0 <= specificity <= 1.0:
+        raise ValueError(f"specificity must be in [0, 1], got {specificity}.")
+    fpr, tpr, _ = skm.roc_curve(y, score)
+    ok = fpr <= 1.0 - specificity + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+for _spec in (80, 90, 95):
+    register_metric(
+        f"sens_at_spec{_spec}", ["binary"],
+        description=f"sensitivity at the best threshold with specificity >= {_spec / 100:.2f} (rare positives)",
+    )(lambda a, task, _s=_spec / 100: sensitivity_at_specificity(a.y, a.prob, _s))
+
+
+# ---------------------------------------------------------------------- segmentation
+def _extra(a: TaskArrays, key: str) -> np.ndarray:
+    if a.extra is None or key not in a.extra:
+        raise ValueError(f"Segmentation metric needs per-sample {key!r} scores (the Predictions column '<task>.{key}').")
+    return np.asarray(a.extra[key], dtype=float)
+
+
+@register_metric("dice", ["segmentation"], description="mean per-sample Dice of the thresholded masks")
+def dice(a: TaskArrays, task: Task) -> float:
+    v = _extra(a, "dice")
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+@register_metric("iou", ["segmentation"], description="mean per-sample IoU (Jaccard) of the thresholded masks")
+def iou(a: TaskArrays, task: Task) -> float:
+    v = _extra(a, "iou")
+    return float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+
+
+@register_metric("volume_mae_ml", ["segmentation"], higher_is_better=False,
+                 description="mean absolute error of the segmented volume (mL)")
+def volume_mae_ml(a: TaskArrays, task: Task) -> float:
+    return float(np.mean(np.abs(np.asarray(a.y, float) - np.asarray(a.pred, float)))) if len(a) else float("nan")
+
+
+@register_metric("volume_pearson_r", ["segmentation"], description="Pearson correlation of segmented and true volumes")
+def volume_pearson_r(a: TaskArrays, task: Task) -> float:
+    y, p = np.asarray(a.y, float), np.asarray(a.pred, float)
+    if len(y) < 3 or np.std(y) == 0 or np.std(p) == 0:
+        return float("nan")
+    return float(stats.pearsonr(y, p).statistic)
+
+
 # ------------------------------------------------------------------------ regression
 def _reg_arrays(a: TaskArrays, task: Task):
     y, p = np.asarray(a.y, float), np.asarray(a.pred, float)

@@ -182,3 +182,34 @@ def plot_gain_curves(
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def plot_pr_curves(predictions, task: str, ax=None, title: str | None = None):
+    """Precision-recall curves of a binary task for several models (``{name: Predictions table}``),
+    each labelled with its average precision (AUPRC), and the chance level (the prevalence)."""
+    import numpy as np
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.6, 3.8))
+    else:
+        fig = ax.figure
+    prevalence = None
+    for name, p in dict(predictions).items():
+        ok = p[f"{task}.target"].notna()
+        y, s = p.loc[ok, f"{task}.target"].astype(int).to_numpy(), p.loc[ok, f"{task}.prob"].to_numpy(float)
+        if y.sum() == 0:
+            continue
+        prec, rec, _ = precision_recall_curve(y, s)
+        ax.step(rec, prec, where="post", label=f"{name} (AP {average_precision_score(y, s):.2f})")
+        prevalence = float(np.mean(y))
+    if prevalence is not None:
+        ax.axhline(prevalence, color="0.5", ls="--", lw=1, label=f"chance ({prevalence:.2f})")
+    ax.set_xlabel("recall (sensitivity)")
+    ax.set_ylabel("precision (PPV)")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.set_title(title or f"{task}: precision-recall", fontsize=10)
+    fig.tight_layout()
+    return fig

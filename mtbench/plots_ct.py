@@ -91,3 +91,92 @@ def plot_windows(hu2d: np.ndarray, windows=("brain", "subdural", "bone", "cobo")
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ quantification
+def plot_predicted_vs_true(
+    predictions, true_col: str = "volume.target", pred_col: str = "volume.pred", unit: str = "mL", title: str | None = None
+):
+    """One scatter per model (``{name: Predictions table}``): predicted against true, with the
+    identity line, MAE and Pearson r in each title."""
+    preds = dict(predictions)
+    fig, axes = plt.subplots(1, len(preds), figsize=(3.3 * len(preds), 3.3), squeeze=False)
+    for ax, (name, p) in zip(axes[0], preds.items()):
+        t, y = p[true_col].to_numpy(float), p[pred_col].to_numpy(float)
+        ok = np.isfinite(t) & np.isfinite(y)
+        t, y = t[ok], y[ok]
+        hi = max(t.max(initial=1), y.max(initial=1)) * 1.05
+        ax.plot([0, hi], [0, hi], color="0.6", lw=1, ls="--")
+        ax.scatter(t, y, s=14, alpha=0.8)
+        r = np.corrcoef(t, y)[0, 1] if len(t) > 2 and t.std() > 0 and y.std() > 0 else float("nan")
+        ax.set_title(f"{name}\nMAE {np.mean(np.abs(y - t)):.1f} {unit}, r = {r:.2f}", fontsize=9)
+        ax.set_xlabel(f"true ({unit})")
+        ax.set_ylabel(f"predicted ({unit})")
+        ax.set_xlim(0, hi)
+        ax.set_ylim(0, hi)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bland_altman(
+    predictions, true_col: str = "volume.target", pred_col: str = "volume.pred", unit: str = "mL", title: str | None = None
+):
+    """Bland-Altman plots (difference ``pred - true`` against the mean of the two), one per model,
+    with the bias and the 95% limits of agreement (:func:`mtbench.stats.bland_altman`)."""
+    from mtbench.stats import bland_altman
+
+    preds = dict(predictions)
+    fig, axes = plt.subplots(1, len(preds), figsize=(3.3 * len(preds), 3.1), squeeze=False, sharey=True)
+    for ax, (name, p) in zip(axes[0], preds.items()):
+        t, y = p[true_col].to_numpy(float), p[pred_col].to_numpy(float)
+        ba = bland_altman(t, y)
+        ax.scatter((t + y) / 2, y - t, s=14, alpha=0.8)
+        for v, ls in ((ba.bias, "-"), (ba.loa_low, "--"), (ba.loa_high, "--")):
+            ax.axhline(v, color="C3", ls=ls, lw=1)
+        ax.axhline(0, color="0.6", lw=0.8)
+        ax.set_title(f"{name}\nbias {ba.bias:+.1f}, LoA [{ba.loa_low:.1f}, {ba.loa_high:.1f}] {unit}", fontsize=9)
+        ax.set_xlabel(f"mean of true and predicted ({unit})")
+    axes[0, 0].set_ylabel(f"predicted - true ({unit})")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_segmentation_slices(
+    volume: np.ndarray,
+    true_mask: np.ndarray | None = None,
+    pred_mask: np.ndarray | None = None,
+    n: int = 8,
+    window=None,
+    title: str | None = None,
+):
+    """Axial slices through the lesion: true mask contour in green, predicted in red.
+
+    ``volume`` ``[D, H, W]`` (HU with a ``window`` name, or an already windowed input with
+    ``window=None``); slices are chosen evenly over the extent of the union of both masks (the whole
+    depth if both are empty).
+    """
+    vol = np.asarray(volume, dtype=np.float32)
+    both = np.zeros(vol.shape, bool)
+    for m in (true_mask, pred_mask):
+        if m is not None:
+            both |= np.asarray(m, bool)
+    zs = np.flatnonzero(both.any(axis=(1, 2)))
+    lo, hi = (zs.min(), zs.max()) if len(zs) else (0, vol.shape[0] - 1)
+    idx = np.unique(np.linspace(lo, hi, min(n, hi - lo + 1)).round().astype(int))
+    img = _display(vol, window)
+    fig, axes = plt.subplots(1, len(idx), figsize=(1.8 * len(idx), 2.1), squeeze=False)
+    for ax, k in zip(axes[0], idx):
+        ax.imshow(img[k], cmap="gray")
+        for m, colour in ((true_mask, "lime"), (pred_mask, "r")):
+            if m is not None and np.asarray(m)[k].any():
+                ax.contour(np.asarray(m)[k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+        ax.set_title(f"z={k}", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -8,7 +8,8 @@ One row per sample. Columns:
   - ``t.target`` (NaN where the sample has no label for ``t``; ``t.target.j`` for multi-target regression),
   - binary: ``t.prob`` (positive-class probability) and ``t.pred`` (0/1 at the task's threshold),
   - multiclass / ordinal: ``t.prob.k`` for each class ``k`` and ``t.pred`` (class index),
-  - regression: ``t.pred`` (``t.pred.j`` for multi-target).
+  - regression: ``t.pred`` (``t.pred.j`` for multi-target),
+  - segmentation: ``t.volume_true_ml`` (the target), ``t.volume_pred_ml``, ``t.dice``, ``t.iou``.
 
 Metrics, statistics, plots and reports read only this table, so they can be re-run on anyone's
 saved predictions. ``df.attrs["tasks"]`` carries the task definitions; :func:`save_predictions`
@@ -32,17 +33,20 @@ ID_COLUMN = "sample_id"
 
 @dataclass
 class TaskArrays:
-    """A task's labelled rows as arrays: ``y`` targets, ``prob`` probabilities (classification), ``pred``."""
+    """A task's labelled rows as arrays: ``y`` targets, ``prob`` probabilities (classification), ``pred``,
+    and ``extra`` per-sample scores (segmentation: ``{"dice": ..., "iou": ...}``)."""
 
     y: np.ndarray
     prob: np.ndarray | None
     pred: np.ndarray
+    extra: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, idx: np.ndarray) -> "TaskArrays":
-        return TaskArrays(self.y[idx], None if self.prob is None else self.prob[idx], self.pred[idx])
+        extra = None if self.extra is None else {k: v[idx] for k, v in self.extra.items()}
+        return TaskArrays(self.y[idx], None if self.prob is None else self.prob[idx], self.pred[idx], extra)
 
 
 def validate_predictions(df: pd.DataFrame, tasks: Sequence[Task] | Mapping[str, Task]) -> None:
@@ -65,6 +69,9 @@ def task_arrays(df: pd.DataFrame, task: Task) -> TaskArrays:
     keep = ~np.isnan(y).any(axis=1)
     y = y[keep]
     pred = df.loc[keep, task.pred_columns()].to_numpy(dtype=float)
+    if task.kind == "segmentation":
+        extra = {c.rsplit(".", 1)[1]: df.loc[keep, c].to_numpy(dtype=float) for c in task.summary_columns()}
+        return TaskArrays(y[:, 0], None, pred[:, 0], extra)
     if task.kind == "regression":
         if task.num_targets == 1:
             y, pred = y[:, 0], pred[:, 0]

@@ -16,7 +16,11 @@ Kinds
                 prediction is the number of thresholds passed (the cumulative encoding of
                 Cobo et al. 2024 for GCS).
 ``regression``  ``num_targets`` real outputs; real target(s).
-``segmentation`` a dense map (decoder head); stored per sample as summaries (Dice, volume).
+``segmentation`` a dense map (one foreground logit per voxel, from a U-Net decoder head); the
+                Predictions table stores per-sample summaries (``t.volume_true_ml``,
+                ``t.volume_pred_ml``, ``t.dice``, ``t.iou``), the masks go to disk on request
+                (:func:`mtbench.train.predict` ``mask_dir=``). ``voxel_spacing`` (mm) turns voxel
+                counts into millilitres.
 
 Task names are used as dictionary keys and column prefixes, so they must be identifiers
 (letters, digits, underscore) and must not contain a dot.
@@ -46,7 +50,7 @@ DEFAULT_METRICS = {
     "multiclass": ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1"),
     "ordinal": ("qwk", "accuracy", "balanced_accuracy", "mae"),
     "regression": ("mae", "rmse", "pearson_r"),
-    "segmentation": ("dice",),
+    "segmentation": ("dice", "iou", "volume_mae_ml"),
 }
 
 # The metric used for model selection when nothing else is said, and whether larger is better.
@@ -86,7 +90,12 @@ class Task:
     primary_metric:
         The metric that model selection uses by default.
     threshold:
-        Decision threshold on the positive-class probability (``binary`` only).
+        Decision threshold on the positive-class probability (``binary``; for ``segmentation``
+        the per-voxel foreground threshold).
+    voxel_spacing:
+        ``segmentation`` only: voxel size in mm, e.g. ``(dz, dy, dx)`` of the model's input grid,
+        for volumes in mL (default ``None``: 1 mm isotropic). A per-sample ``voxel_ml`` meta
+        column, if the dataset passes one, takes precedence.
     description:
         A sentence for tables and notebooks.
     """
@@ -102,6 +111,7 @@ class Task:
     primary_metric: str | None = None
     threshold: float = 0.5
     description: str = ""
+    voxel_spacing: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -142,6 +152,13 @@ class Task:
         if self.primary_metric is None:
             object.__setattr__(self, "primary_metric", DEFAULT_PRIMARY[self.kind])
         object.__setattr__(self, "loss_kwargs", dict(self.loss_kwargs))
+        if self.voxel_spacing is not None:
+            if self.kind != "segmentation":
+                raise ValueError(f"Task {self.name!r}: voxel_spacing is only for segmentation tasks.")
+            sp = tuple(float(v) for v in self.voxel_spacing)
+            if not sp or min(sp) <= 0:
+                raise ValueError(f"Task {self.name!r}: voxel_spacing must be positive sizes in mm, got {self.voxel_spacing}.")
+            object.__setattr__(self, "voxel_spacing", sp)
 
     # ------------------------------------------------------------------ shape
     @property
@@ -188,13 +205,14 @@ class Task:
             pred = out.reshape(out.shape[0], -1)
             pred = pred[:, 0] if self.num_targets == 1 else pred
             return {"pred": pred.cpu().numpy()}
-        raise NotImplementedError(
-            f"Task {self.name!r}: segmentation outputs are summarised by the segmentation metrics, not decode()."
-        )
+        prob = torch.sigmoid(out[:, 0])  # segmentation: [B, 1, *spatial] logits -> [B, *spatial]
+        return {"prob": prob.cpu().numpy(), "pred": (prob >= self.threshold).cpu().numpy()}
 
     # ------------------------------------------------ Predictions table columns
     def target_columns(self) -> list[str]:
         """Names of this task's target column(s) in a Predictions table."""
+        if self.kind == "segmentation":
+            return [f"{self.name}.volume_true_ml"]
         if self.kind == "regression" and self.num_targets > 1:
             return [f"{self.name}.target.{j}" for j in range(self.num_targets)]
         return [f"{self.name}.target"]
@@ -208,12 +226,20 @@ class Task:
         return []
 
     def pred_columns(self) -> list[str]:
+        if self.kind == "segmentation":
+            return [f"{self.name}.volume_pred_ml"]
         if self.kind == "regression" and self.num_targets > 1:
             return [f"{self.name}.pred.{j}" for j in range(self.num_targets)]
         return [f"{self.name}.pred"]
 
+    def summary_columns(self) -> list[str]:
+        """Per-sample scores stored beside the outputs (``segmentation``: Dice and IoU)."""
+        if self.kind == "segmentation":
+            return [f"{self.name}.dice", f"{self.name}.iou"]
+        return []
+
     def output_columns(self) -> list[str]:
-        return self.prob_columns() + self.pred_columns()
+        return self.prob_columns() + self.pred_columns() + self.summary_columns()
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -229,6 +255,8 @@ class Task:
             "threshold": self.threshold,
             "description": self.description,
         }
+        if self.voxel_spacing is not None:
+            d["voxel_spacing"] = list(self.voxel_spacing)
         return d
 
     @classmethod
@@ -240,6 +268,8 @@ class Task:
             d["metrics"] = tuple(d["metrics"])
         if d.get("kind") == "binary":
             d["num_classes"] = None
+        if d.get("voxel_spacing") is not None:
+            d["voxel_spacing"] = tuple(d["voxel_spacing"])
         return cls(**d)
 
 

@@ -5,6 +5,7 @@ A sample is a dict::
     {
         "image":   FloatTensor [C, H, W] or [C, D, H, W],
         "targets": {task: tensor},        # placeholder 0 where the label is missing
+                                          # (segmentation: a float mask [1, *spatial])
         "mask":    {task: bool tensor},   # is the label present?
         "meta":    {"sample_id": str, <meta columns>...},
     }
@@ -54,6 +55,27 @@ def _check_labels(table: pd.DataFrame, task: Task, columns: list[str]) -> None:
             raise ValueError(f"Task {task.name!r}: column {col!r} has infinite values at rows {rows}.")
 
 
+def _check_masks(tasks: Mapping[str, Task], masks: dict, n: int) -> dict:
+    """Every segmentation task has masks; arrays have one per row; no masks for other tasks."""
+    for name in masks:
+        if name not in tasks or tasks[name].kind != "segmentation":
+            raise ValueError(f"masks given for {name!r}, which is not a segmentation task of this dataset "
+                             f"(segmentation tasks: {[t for t, v in tasks.items() if v.kind == 'segmentation']}).")
+    out = {}
+    for name, task in tasks.items():
+        if task.kind != "segmentation":
+            continue
+        if name not in masks:
+            raise ValueError(f"Segmentation task {name!r} needs its masks: pass masks={{{name!r}: array or loader}}.")
+        m = masks[name]
+        if not callable(m):
+            m = np.asarray(m)
+            if m.shape[0] != n:
+                raise ValueError(f"Task {name!r}: {m.shape[0]} masks for {n} table rows.")
+        out[name] = m
+    return out
+
+
 class MultiTaskDataset(Dataset):
     """Samples from a label table and an image source.
 
@@ -72,7 +94,14 @@ class MultiTaskDataset(Dataset):
     meta_columns:
         Columns passed through to ``sample["meta"]`` and on to the Predictions table.
     transform:
-        Optional callable applied to the image tensor (augmentation, normalisation).
+        Optional callable applied to the image tensor (augmentation, normalisation). With a
+        segmentation task it must not move voxels (intensity transforms only): masks are not
+        transformed.
+    masks:
+        Targets of ``segmentation`` tasks: ``{task: masks}`` where ``masks`` is an array
+        ``[N, *spatial]`` or ``[N, 1, *spatial]`` aligned with the table's rows (every sample
+        labelled), or a callable ``loader(row) -> array [*spatial] | None`` (``None``: no mask for
+        that sample; it then trains the other tasks only). Segmentation tasks need no label column.
     """
 
     def __init__(
@@ -84,6 +113,7 @@ class MultiTaskDataset(Dataset):
         id_column: str = "sample_id",
         meta_columns: Sequence[str] = ("patient_id",),
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        masks: Mapping[str, np.ndarray | Callable[[pd.Series], np.ndarray | None]] | None = None,
     ):
         self.tasks = as_task_dict(tasks)
         self.table = table.reset_index(drop=True)
@@ -101,7 +131,10 @@ class MultiTaskDataset(Dataset):
         self.meta_columns = [c for c in meta_columns if c != id_column]
         label_columns = dict(label_columns or {})
         self.label_columns: dict[str, list[str]] = {}
+        self._masks = _check_masks(self.tasks, dict(masks or {}), len(self.table))
         for name, task in self.tasks.items():
+            if task.kind == "segmentation":
+                continue
             cols = label_columns.get(name, name)
             cols = [cols] if isinstance(cols, str) else list(cols)
             if task.kind == "regression" and len(cols) != task.num_targets:
@@ -114,6 +147,8 @@ class MultiTaskDataset(Dataset):
             for n, c in self.label_columns.items()
         }
         self._present = {n: ~np.isnan(v).any(axis=1) for n, v in self._targets.items()}
+        for n in self._masks:  # a loader's missing masks (None) are only known when read
+            self._present[n] = np.ones(len(self.table), bool)
         if callable(images):
             self._array, self._loader = None, images
         else:
@@ -153,12 +188,29 @@ class MultiTaskDataset(Dataset):
                 raise ValueError(f"The image loader returned None for {self.table.loc[i, self.id_column]!r}.")
         return torch.as_tensor(np.ascontiguousarray(img), dtype=torch.float32)
 
+    def _mask(self, name: str, i: int, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        src = self._masks[name]
+        spatial = tuple(image.shape[1:])
+        m = src(self.table.iloc[i]) if callable(src) else src[i]
+        if m is None:
+            return torch.zeros((1, *spatial), dtype=torch.float32), torch.tensor(False)
+        m = np.asarray(m)
+        if m.ndim == len(spatial) + 1 and m.shape[0] == 1:
+            m = m[0]
+        if tuple(m.shape) != spatial:
+            raise ValueError(f"Task {name!r}: the mask of {self.table.at[i, self.id_column]!r} has shape {m.shape}, "
+                             f"the image {spatial} (after the transform); masks must be on the model's input grid.")
+        return torch.as_tensor((m > 0.5) if m.dtype != bool else m, dtype=torch.float32).unsqueeze(0), torch.tensor(True)
+
     def __getitem__(self, i: int) -> dict[str, Any]:
         image = self._image(i)
         if self.transform is not None:
             image = self.transform(image)
         targets, mask = {}, {}
         for name, task in self.tasks.items():
+            if task.kind == "segmentation":
+                targets[name], mask[name] = self._mask(name, i, image)
+                continue
             present = bool(self._present[name][i])
             value = np.nan_to_num(self._targets[name][i], nan=0.0)
             if task.kind in ("binary", "multiclass", "ordinal"):

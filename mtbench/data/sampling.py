@@ -30,3 +30,35 @@ def random_oversample(labels, seed: int = 0) -> np.ndarray:
                 out.append(rng.choice(pool, size=target - n, replace=True))
     idx = np.concatenate(out)
     return idx[rng.permutation(len(idx))]
+
+
+def class_balanced_sampler(labels, num_samples: int | None = None, seed: int = 0, replacement: bool = True):
+    """A ``torch.utils.data.WeightedRandomSampler`` that draws every class equally often on average.
+
+    Each row is drawn with probability proportional to ``1 / (count of its class)``, so in
+    expectation each class makes up ``1 / n_classes`` of every epoch (the usual remedy for rare
+    positives; unlike :func:`random_oversample` the epoch length stays ``num_samples``, default
+    the number of rows). Rows whose label is NaN get the mean weight of the labelled rows (they still
+    train the other tasks). Pass it as ``make_loader(..., sampler=...)``; its generator is seeded,
+    and :func:`mtbench.train.fit` re-seeds it with the training seed.
+
+    >>> s = class_balanced_sampler([0] * 90 + [1] * 10, seed=0)
+    >>> round(float(s.weights[90] / s.weights[0]), 1)  # a positive is 9x as likely as a negative
+    9.0
+    """
+    import torch
+    from torch.utils.data import WeightedRandomSampler
+
+    y = np.asarray(labels, dtype=float)
+    if y.ndim != 1 or len(y) == 0:
+        raise ValueError(f"labels must be a non-empty 1D sequence, got shape {y.shape}.")
+    present = ~np.isnan(y)
+    if not present.any():
+        raise ValueError("class_balanced_sampler: every label is NaN; nothing to balance.")
+    classes, inverse, counts = np.unique(y[present], return_inverse=True, return_counts=True)
+    w = np.empty(len(y), dtype=float)
+    w[present] = 1.0 / counts[inverse]
+    w[~present] = w[present].mean()
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(y), replacement=replacement, generator=g)

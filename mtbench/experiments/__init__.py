@@ -17,6 +17,8 @@ _MODULES = {
     "ruffini2024_backbones": "mtbench.experiments.ruffini2024_backbones",
     "when_mtl_helps": "mtbench.experiments.when_mtl_helps",
     "cobo2024": "mtbench.experiments.cobo2024",
+    "gong2023": "mtbench.experiments.gong2023",
+    "hirano2021": "mtbench.experiments.hirano2021",
 }
 
 

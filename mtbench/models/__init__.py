@@ -1,4 +1,4 @@
-"""Models: the backbone registry and factory, task heads, the multi-task model."""
+"""Models: the backbone registry and factory, task heads (MLP, U-Net decoder), the multi-task model."""
 
 from mtbench.models.backbones import (
     Backbone,
@@ -13,6 +13,7 @@ from mtbench.models import convnet as _convnet  # noqa: F401  (registers "convne
 from mtbench.models import torchvision_backbones as _tv  # noqa: F401  (googlenet, shufflenet_v2_*, mobilenet_v2)
 from mtbench.models.convnet import ConvNet
 from mtbench.models.heads import MLPHead, create_head
+from mtbench.models.decoder import UNetDecoder
 from mtbench.models import densenet3d as _densenet3d  # noqa: F401  (registers "densenet121_native", ...)
 from mtbench.models import inflate as _inflate  # noqa: F401  (registers "inflated_resnet18", ...)
 from mtbench.models import video as _video  # noqa: F401  (registers "r3d_18", ..., "perez_del_barrio_cnn")
@@ -31,6 +32,7 @@ __all__ = [
     "create_inflated",
     "inflate_module",
     "MLPHead",
+    "UNetDecoder",
     "MultiTaskModel",
     "TimmBackbone",
     "backbone_info",

@@ -56,6 +56,14 @@ class Backbone(nn.Module):
         """Channels of each map returned by :meth:`forward_maps`."""
         raise NotImplementedError(f"Backbone {self.name!r} does not expose multi-scale feature maps.")
 
+    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``(pooled features, multi-scale maps)`` for models with both pooled and dense heads.
+
+        The default runs :meth:`forward` and :meth:`forward_maps` (two passes); backbones whose
+        pooled features are a pooling of their last map override it to run the encoder once.
+        """
+        return self(x), self.forward_maps(x)
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, spatial_dims={self.spatial_dims}, num_features={self.num_features}"
 

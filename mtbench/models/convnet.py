@@ -71,15 +71,21 @@ class ConvNet(Backbone):
     def feature_channels(self) -> list[int]:
         return list(self._channels)
 
+    def _pool(self, fm: torch.Tensor) -> torch.Tensor:
+        dims = tuple(range(2, fm.ndim))
+        return fm.amax(dim=dims) if self.global_pool == "max" else fm.mean(dim=dims)
+
+    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        maps = self.forward_maps(x)
+        return self._pool(maps[-1]), maps
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.spatial_dims + 2:
             raise ValueError(
                 f"{self.spatial_dims}D ConvNet expects input [B, C, {'D, ' if self.spatial_dims == 3 else ''}H, W], "
                 f"got shape {tuple(x.shape)}."
             )
-        fm = self.forward_maps(x)[-1]
-        dims = tuple(range(2, fm.ndim))
-        return fm.amax(dim=dims) if self.global_pool == "max" else fm.mean(dim=dims)
+        return self._pool(self.forward_maps(x)[-1])
 
 
 @register_backbone("convnet", spatial_dims=(2, 3), description="small plain CNN (16-32-64-128), CPU-friendly")

@@ -157,6 +157,10 @@ class DenseNet(Backbone):
                 maps.append(torch.relu(x) if name == "norm5" else x)
         return maps
 
+    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        maps = self.forward_maps(x)  # the last map is ReLU(norm5), what forward() pools
+        return self.pool(maps[-1]).flatten(1), maps
+
     @property
     def feature_channels(self) -> list[int]:
         return list(self._channels)

@@ -15,6 +15,10 @@ from mtbench.tasks import Task, as_task_dict
 class MultiTaskModel(nn.Module):
     """``backbone -> features -> {task: head(features)}``.
 
+    Heads with ``needs_maps = True`` (the segmentation decoder, :class:`~mtbench.models.decoder.UNetDecoder`)
+    are called as ``head(maps, input_spatial_size)`` on the backbone's multi-scale maps; the encoder
+    then runs once (``backbone.forward_with_maps``) and the other heads get the pooled features.
+
     ``forward(x)`` returns ``{task_name: output}``; ``forward(x, return_features=True)`` returns
     ``(outputs, features)`` (the shared representation, for gradient-based weightings and probes).
     A single-task model is simply a ``MultiTaskModel`` with one head.
@@ -48,10 +52,24 @@ class MultiTaskModel(nn.Module):
             raise ValueError(f"The backbone was built for in_chans={c} channels, got {x.shape[1]} "
                              f"(input shape {tuple(x.shape)}); build it with in_chans={x.shape[1]} or convert the images.")
 
+    @property
+    def dense_heads(self) -> list[str]:
+        """Heads that read the multi-scale maps (segmentation decoders), not the pooled features."""
+        return [n for n, h in self.heads.items() if getattr(h, "needs_maps", False)]
+
     def forward(self, x: torch.Tensor, return_features: bool = False):
         self._check_input(x)
-        features = self.backbone(x)
-        outputs = {name: head(features) for name, head in self.heads.items()}
+        dense = self.dense_heads
+        if not dense:
+            features = self.backbone(x)
+            outputs = {name: head(features) for name, head in self.heads.items()}
+            return (outputs, features) if return_features else outputs
+        # The encoder runs once: the maps feed the decoders, their pooling the other heads.
+        features, maps = self.backbone.forward_with_maps(x)
+        size = tuple(x.shape[2:])
+        outputs = {
+            name: head(maps, size) if name in dense else head(features) for name, head in self.heads.items()
+        }
         return (outputs, features) if return_features else outputs
 
 
@@ -65,8 +83,10 @@ def create_model(
     head_dropout: float = 0.0,
     backbone_kwargs: Mapping | None = None,
     head_kwargs: Mapping | None = None,
+    decoder_kwargs: Mapping | None = None,
 ) -> MultiTaskModel:
-    """Build a :class:`MultiTaskModel` with an :class:`MLPHead` sized for each task.
+    """Build a :class:`MultiTaskModel` with an :class:`MLPHead` sized for each task, and a
+    :class:`~mtbench.models.decoder.UNetDecoder` (options ``decoder_kwargs``) for each segmentation task.
 
     >>> from mtbench import Task, create_model
     >>> model = create_model("convnet", [Task("prognosis", "binary"), Task("severity", "regression")])
@@ -79,9 +99,16 @@ def create_model(
     heads = {}
     for name, task in tasks.items():
         if task.kind == "segmentation":
-            raise NotImplementedError(
-                f"Task {name!r} is a segmentation task: it needs a decoder head, not an MLP head."
-            )
+            from mtbench.models.decoder import UNetDecoder
+
+            try:
+                chans = backbone.feature_channels
+            except NotImplementedError as err:
+                raise ValueError(f"Task {name!r} is a segmentation task, which needs a backbone exposing "
+                                 f"multi-scale maps: {err}") from None
+            heads[name] = UNetDecoder(chans, spatial_dims=backbone.spatial_dims, out_channels=task.num_outputs,
+                                      **dict(decoder_kwargs or {}))
+            continue
         heads[name] = MLPHead(
             backbone.num_features, task.num_outputs, hidden=head_hidden, dropout=head_dropout, **dict(head_kwargs or {})
         )

@@ -166,6 +166,10 @@ class PerezDelBarrioCNN(Backbone):
         fm = self.forward_maps(x)[-1]
         return self.dropout(fm.amax(dim=(2, 3, 4)))
 
+    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        maps = self.forward_maps(x)
+        return self.dropout(maps[-1].amax(dim=(2, 3, 4))), maps
+
 
 @register_backbone("perez_del_barrio_cnn", spatial_dims=(3,), description="baseline 3D CNN of Pérez del Barrio et al. (16-32-64-128, global max pool)")
 def _perez(spatial_dims=3, in_chans=1, pretrained=False, **kwargs) -> PerezDelBarrioCNN:

@@ -114,9 +114,18 @@ def onehot_mse(output, target, task):
 
 @register_loss("dice_bce")
 def dice_bce(output, target, task, smooth: float = 1.0, bce_weight: float = 0.5):
-    """Soft Dice + BCE on a one-channel logit map, per sample."""
+    """Soft Dice + BCE on a one-channel logit map, per sample.
+
+    ``(1 - bce_weight) * (1 - Dice_soft) + bce_weight * BCE`` with
+    ``Dice_soft = (2 * sum(p * y) + smooth) / (sum(p) + sum(y) + smooth)``, ``p = sigmoid(logit)``
+    (Milletari et al. 2016 with additive smoothing, so an empty target and an empty prediction
+    give Dice 1) and the voxel-mean BCE.
+    """
     logit = _flat(output)
     y = _flat(target).to(logit.dtype)
+    if y.shape != logit.shape:
+        raise ValueError(f"Task {task.name!r}: the target mask has {y.shape[1]} voxels per sample, the output "
+                         f"{logit.shape[1]} (output {tuple(output.shape)}, target {tuple(target.shape)}).")
     p = torch.sigmoid(logit)
     inter = (p * y).sum(dim=1)
     dice = (2 * inter + smooth) / (p.sum(dim=1) + y.sum(dim=1) + smooth)

@@ -15,12 +15,13 @@ two models over CV folds (overlapping training sets)   :func:`corrected_resample
 many models over many data sets                        :func:`friedman_test`, :func:`nemenyi_test`,
                                                        :func:`pairwise_wilcoxon`, :func:`plot_cd_diagram`
 agreement between raters                               :func:`cohen_kappa`, :func:`fleiss_kappa`
+agreement of two measurements (e.g. volumes in mL)     :func:`bland_altman`
 a model against readers                                :func:`reader_study`
 a report with CIs, marks and published numbers         :func:`compare`
 =====================================================  =============================================
 """
 
-from mtbench.stats.agreement import KappaResult, cohen_kappa, fleiss_kappa, pairwise_kappa, ratings_matrix
+from mtbench.stats.agreement import BlandAltmanResult, KappaResult, bland_altman, cohen_kappa, fleiss_kappa, pairwise_kappa, ratings_matrix
 from mtbench.stats.bootstrap import (
     BootstrapResult,
     auc_statistic,
@@ -75,7 +76,7 @@ __all__ = [
     "PairedTestResult", "ReaderStudyResult",
     "align_pairs", "auc_batch", "auc_statistic", "auc_table", "average_ranks", "bayesian_correlated_ttest",
     "bootstrap_ci", "bootstrap_difference", "bootstrap_metrics", "cliques_from_cd", "cliques_from_pvalues",
-    "cohen_kappa", "compare", "compare_paired", "control_test", "corrected_resampled_ttest", "correct_pvalues",
+    "bland_altman", "BlandAltmanResult", "cohen_kappa", "compare", "compare_paired", "control_test", "corrected_resampled_ttest", "correct_pvalues",
     "critical_difference", "delong_auc", "delong_covariance", "delong_naive", "delong_test", "delong_test_unpaired",
     "fleiss_kappa", "friedman_test", "load_reference", "mcnemar_test", "nemenyi_test", "operating_point",
     "paired_ttest", "paired_values", "pairwise_kappa", "pairwise_wilcoxon", "plot_cd_diagram",

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-__all__ = ["KappaResult", "cohen_kappa", "fleiss_kappa", "pairwise_kappa", "ratings_matrix"]
+__all__ = ["BlandAltmanResult", "bland_altman", "KappaResult", "cohen_kappa", "fleiss_kappa", "pairwise_kappa", "ratings_matrix"]
 
 _WEIGHTS = {None: None, "none": None, "unweighted": None, "linear": "linear", "quadratic": "quadratic"}
 
@@ -119,3 +119,51 @@ def pairwise_kappa(ratings: pd.DataFrame, weights: str | None = None) -> pd.Data
         both = ratings[[a, b]].dropna()
         rows.append({"rater_a": a, "rater_b": b, **cohen_kappa(both[a], both[b], weights=weights).to_dict()})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------- measurement agreement
+@dataclass(frozen=True)
+class BlandAltmanResult:
+    """Bland-Altman agreement of two measurements: ``bias`` (mean of ``b - a``), ``sd`` of the
+    differences, the 95% limits of agreement ``bias -/+ 1.96 sd`` and, for the bias and each limit,
+    the approximate CIs of Bland & Altman (1999) (SE of a limit ``sqrt(3 sd^2 / n)``)."""
+
+    n: int
+    bias: float
+    sd: float
+    loa_low: float
+    loa_high: float
+    bias_ci: tuple[float, float]
+    loa_low_ci: tuple[float, float]
+    loa_high_ci: tuple[float, float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bland_altman(a, b, ci: float = 0.95) -> BlandAltmanResult:
+    """Bland & Altman (1986) agreement between reference ``a`` and method ``b`` (differences ``b - a``).
+
+    Pairs with a NaN are left out (and ``n`` says how many pairs were used).
+
+    >>> r = bland_altman([10, 20, 30, 40], [12, 21, 33, 41])
+    >>> round(r.bias, 2), round(r.sd, 3)
+    (1.75, 0.957)
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"bland_altman needs paired measurements of the same shape, got {a.shape} and {b.shape}.")
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = (b - a)[ok]
+    n = int(d.size)
+    if n < 2:
+        nan = float("nan")
+        return BlandAltmanResult(n, nan, nan, nan, nan, (nan, nan), (nan, nan), (nan, nan))
+    bias, sd = float(d.mean()), float(d.std(ddof=1))
+    t = float(stats.t.ppf(0.5 + ci / 2, n - 1))
+    se_bias, se_loa = sd / np.sqrt(n), np.sqrt(3 * sd**2 / n)
+    lo, hi = bias - 1.96 * sd, bias + 1.96 * sd
+    def pm(x, se):
+        return (float(x - t * se), float(x + t * se))
+
+    return BlandAltmanResult(n, bias, sd, float(lo), float(hi), pm(bias, se_bias), pm(lo, se_loa), pm(hi, se_loa))

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from mtbench.metrics import compute_metrics, higher_is_better
 from mtbench.mtl.loss import MultiTaskLoss
 from mtbench.predictions import ID_COLUMN
+from mtbench.segmentation import summarise_batch
 from mtbench.tasks import Task, as_task_dict
 from mtbench.train import distributed as ddp
 from mtbench.train.device import autocast, resolve_amp, resolve_device
@@ -197,6 +198,7 @@ def _run_inference(
     channels_last: bool,
     progress: bool,
     desc: str,
+    mask_dir: str | Path | None = None,
 ):
     was_training = model.training
     model.eval()
@@ -209,11 +211,16 @@ def _run_inference(
             x, targets, masks = _to_device(batch, device, channels_last)
             with autocast(device, amp_dtype):
                 outputs = model(x)
-            for k, v in _meta_lists(batch["meta"]).items():
+            meta = _meta_lists(batch["meta"])
+            for k, v in meta.items():
                 cols.setdefault(k, []).extend(v)
             for name, task in tasks.items():
                 out = outputs[name].float()
                 m = masks.get(name, torch.ones(out.shape[0], dtype=torch.bool, device=device))
+                if task.kind == "segmentation":  # per-sample summaries, not the maps (see mtbench.segmentation)
+                    for c, v in summarise_batch(task, out, targets[name], m, meta, mask_dir).items():
+                        chunks.setdefault(c, []).append(v)
+                    continue
                 y = targets[name].float().reshape(out.shape[0], -1)
                 y = torch.where(m.reshape(-1, 1), y, torch.full_like(y, float("nan")))
                 chunks.setdefault(f"{name}.__target", []).append(y.cpu().numpy())
@@ -233,6 +240,10 @@ def _run_inference(
     if ID_COLUMN in table.columns:
         table[ID_COLUMN] = table[ID_COLUMN].astype(str)
     for name, task in tasks.items():
+        if task.kind == "segmentation":
+            for c in task.target_columns() + task.output_columns():
+                table[c] = np.concatenate(chunks[c])
+            continue
         y = np.concatenate(chunks[f"{name}.__target"])
         for j, c in enumerate(task.target_columns()):
             table[c] = y[:, j]
@@ -262,16 +273,18 @@ def predict(
     amp: Any = "auto",
     channels_last: bool = False,
     progress: bool = False,
+    mask_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run ``model`` over ``loader`` and return the Predictions table (one row per sample).
 
     Targets of samples without a label for a task are NaN; the model's training mode is
-    restored afterwards.
+    restored afterwards. Segmentation tasks get per-sample summary columns (volumes, Dice, IoU);
+    with ``mask_dir`` their predicted masks are also written there (``<task>/<sample_id>.npz``).
     """
     tasks = as_task_dict(tasks)
     dev = ddp.device_for_rank(resolve_device(device))
     model.to(dev)
-    table, _ = _run_inference(model, loader, tasks, dev, resolve_amp(amp, dev), None, channels_last, progress, "predict")
+    table, _ = _run_inference(model, loader, tasks, dev, resolve_amp(amp, dev), None, channels_last, progress, "predict", mask_dir)
     return table
 
 

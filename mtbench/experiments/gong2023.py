@@ -1,0 +1,389 @@
+"""Gong et al. (2023), re-interpreted: hematoma volume (mL) and prognosis from one 3D CT encoder.
+
+Reference: Gong K., Dai Q., Wang J., et al. "Unified ICH quantification and prognosis prediction
+in NCCT images using a multi-task interpretable network", Frontiers in Neuroscience 17 (2023).
+
+**A re-interpretation, not a reproduction.** The paper published no code and its data set is not
+public; what it states, we keep, every unknown is an option of :func:`default_config`:
+
+===========================  ==================================================  ===================
+aspect                       here                                                in the paper
+===========================  ==================================================  ===================
+tasks                        volume regression (mL) + prognosis (binary)         same
+schedule                     ``upstream_downstream``: a shared encoder trained   same idea; layers,
+                             on both tasks, then the two heads fine-tuned with   epochs, freezing
+                             the encoder frozen (``downstream``)                 details: not public
+comparators                  ``joint`` (plain joint training), ``single_volume``  multi-task vs
+                             and ``single_prognosis``                            single-task
+volume target                ``volume.transform`` of mL (``log1p``), z-scored    not stated
+                             on the training split; scored back in mL
+loss weights                 ``loss.weights`` (1 : 1)                            not stated
+encoder                      ``model.backbone`` (smoke: small 3D ConvNet; full:  a 3D CNN (details
+                             3D DenseNet-121)                                    differ)
+explanations                 Grad-CAM per head (``mtbench.explain``)             Grad-CAM heatmaps
+===========================  ==================================================  ===================
+
+Ground-truth volumes are mask voxel counts times the voxel size (:func:`mtbench.volumes.mask_volume_ml`):
+the phantom's masks in the smoke profile, the user's masks (``data.masks``) in the full profile.
+Metrics: volume MAE (mL), RMSE, Pearson r, R^2 and Bland-Altman agreement; prognosis AUC, balanced
+accuracy, sensitivity and specificity; percentile-bootstrap 95% CIs on the test split.
+
+Units (``mtbench run gong2023``): one per arm and seed; ``upstream_downstream`` starts from the
+``joint`` unit's best weights of the same seed (``after``), so its upstream stage *is* the joint
+model and the comparison isolates the downstream fine-tuning.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
+from mtbench.profiles import by_profile, current_profile, runs_root
+from mtbench.tasks import Task
+
+NAME = "gong2023"
+DESCRIPTION = "Gong et al. 2023 (re-interpretation): hematoma volume (mL) + prognosis, upstream/downstream vs joint vs single-task"
+
+VOLUME_METRICS = ("mae", "rmse", "pearson_r", "r2")
+PROGNOSIS_METRICS = ("auc", "balanced_accuracy", "sensitivity", "specificity")
+
+
+def make_tasks() -> dict[str, Task]:
+    return {
+        "volume": Task("volume", "regression", metrics=VOLUME_METRICS, primary_metric="mae",
+                       description="hematoma volume (trained on a transformed, z-scored scale; scored in mL)"),
+        "prognosis": Task("prognosis", "binary", class_names=("good", "poor"), metrics=PROGNOSIS_METRICS,
+                          description="poor outcome"),
+    }
+
+
+def default_config(profile: str | None = None) -> dict[str, Any]:
+    """Settings for a profile (``smoke``: the phantom, about two minutes on a 2-core CPU)."""
+    p = profile or current_profile()
+    return {
+        "experiment": NAME,
+        "profile": p,
+        "reinterpretation": True,
+        "data": {
+            "source": by_profile("phantom", "ich_ct", p),
+            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "seed": 0},
+            "root": None,
+            "clinical": None,
+            # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
+            "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
+            "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], p),
+                           "spacing": None, "depth": None, "skull_strip": False},
+            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
+        },
+        "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},
+        "volume": {"transform": "log1p"},  # "log1p" or "none"; z-scored with training mean/SD either way
+        "model": {
+            "backbone": by_profile("convnet", "densenet121_native", p),
+            "backbone_kwargs": by_profile({"channels": [8, 16, 32, 64]}, {}, p),
+            "head_hidden": [],
+            "head_dropout": 0.0,
+        },
+        "loss": {"weights": {"volume": 1.0, "prognosis": 1.0}},
+        "arms": {
+            "single_volume": {"tasks": ["volume"]},
+            "single_prognosis": {"tasks": ["prognosis"]},
+            "joint": {"tasks": ["volume", "prognosis"]},
+            "upstream_downstream": {"tasks": ["volume", "prognosis"], "upstream": "joint"},
+        },
+        # the downstream stage of upstream_downstream: encoder frozen, heads (re)trained
+        "downstream": {"reinit_heads": True, "head_hidden": [32], "head_dropout": 0.0,
+                       "epochs": by_profile(10, 50, p), "lr": by_profile(3e-3, 1e-3, p)},
+        "train": {
+            "epochs": by_profile(20, 100, p),
+            "batch_size": by_profile(8, 4, p),
+            "lr": by_profile(2e-3, 1e-4, p),
+            "weight_decay": 1e-4,
+            "monitor": "loss",
+            "patience": by_profile(None, 15, p),
+        },
+        "seeds": by_profile([0], [0, 1, 2], p),
+        "bootstrap": {"n_boot": by_profile(300, 2000, p), "ci": 0.95},
+    }
+
+
+# ------------------------------------------------------------------------- data
+@dataclass
+class Prepared:
+    data: ICHData
+    table: pd.DataFrame  # with split, volume_z
+    stats: dict[str, float]
+
+
+def _fwd(v, transform: str):
+    v = np.asarray(v, dtype=float)
+    if transform == "log1p":
+        return np.log1p(v)
+    if transform == "none":
+        return v
+    raise ValueError(f"volume.transform must be 'log1p' or 'none', got {transform!r}.")
+
+
+def _inv(z, transform: str):
+    z = np.asarray(z, dtype=float)
+    return np.expm1(z) if transform == "log1p" else z
+
+
+def prepare(cfg: Mapping[str, Any]) -> Prepared:
+    """Load images/masks/volumes, split by patient (stratified by prognosis), standardise volumes."""
+    data = load_ich_data(cfg)
+    table = data.table.reset_index(drop=True).copy()
+    table["split"] = split_rows(table, cfg["split"], "prognosis").to_numpy()
+    tr = _fwd(table.loc[table["split"] == "train", "hematoma_ml"], cfg["volume"]["transform"])
+    mu, sd = float(np.nanmean(tr)), float(np.nanstd(tr))
+    table["volume"] = (_fwd(table["hematoma_ml"], cfg["volume"]["transform"]) - mu) / sd
+    data.table = table
+    return Prepared(data, table, {"mean": mu, "sd": sd})
+
+
+def to_ml(preds: pd.DataFrame, prepared: Prepared, cfg: Mapping[str, Any]) -> pd.DataFrame:
+    """Volume columns of a Predictions table back in mL (the target is the mask volume itself)."""
+    if "volume.pred" not in preds.columns:
+        return preds
+    out = preds.copy()
+    t = cfg["volume"]["transform"]
+    out["volume.pred"] = _inv(out["volume.pred"] * prepared.stats["sd"] + prepared.stats["mean"], t)
+    ml = dict(zip(prepared.table["sample_id"].astype(str), prepared.table["hematoma_ml"]))
+    out["volume.target"] = [ml[s] for s in out["sample_id"].astype(str)]
+    out.attrs = dict(preds.attrs)
+    return out
+
+
+# ------------------------------------------------------------------------- units
+def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One unit per arm and seed; an arm with ``upstream`` runs after that arm's unit."""
+    out = []
+    for seed in cfg["seeds"]:
+        for arm, spec in cfg["arms"].items():
+            u: dict[str, Any] = {"arm": arm, "seed": seed}
+            if spec.get("upstream"):
+                u["after"] = [f"arm={spec['upstream']}/seed={seed}"]
+            out.append(u)
+    return out
+
+
+@dataclass
+class UnitResult:
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    metrics: pd.DataFrame
+    model: Any = None
+
+
+def _loaders(cfg, prepared: Prepared, tasks, seed: int):
+    from mtbench.train import make_loader
+
+    bs = cfg["train"]["batch_size"]
+    ds = make_datasets(prepared.data, prepared.table["split"], tasks)
+    return {s: make_loader(d, batch_size=bs, shuffle=(s == "train"), seed=seed) for s, d in ds.items()}
+
+
+def _build(cfg, tasks, spatial_dims=3):
+    from mtbench.models import create_model
+
+    m = cfg["model"]
+    in_chans = max(1, len(cfg["data"]["preprocess"]["windows"]))
+    return create_model(m["backbone"], tasks, spatial_dims=spatial_dims, in_chans=in_chans, head_hidden=m["head_hidden"],
+                        head_dropout=m["head_dropout"], backbone_kwargs=m.get("backbone_kwargs") or {})
+
+
+def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepared | None = None,
+               upstream_model=None, checkpoint_dir: str | Path | None = None, progress: bool = True) -> UnitResult:
+    """Train one arm with one seed and score it on the test split (volumes in mL)."""
+    from mtbench.models.heads import MLPHead
+    from mtbench.mtl import MultiTaskLoss
+    from mtbench.stats import bootstrap_metrics
+    from mtbench.train import TrainConfig, fit, predict, seed_everything
+
+    arm, seed = unit["arm"], int(unit["seed"])
+    prepared = prepared or prepare(cfg)
+    spec = cfg["arms"][arm]
+    all_tasks = make_tasks()
+    tasks = [all_tasks[n] for n in spec["tasks"]]
+    loaders = _loaders(cfg, prepared, tasks, seed)
+    tcfg = {k: v for k, v in cfg["train"].items() if k != "batch_size"}
+    weights = {t.name: float(cfg["loss"]["weights"].get(t.name, 1.0)) for t in tasks}
+    loss = MultiTaskLoss(tasks, weighting="fixed", weights=weights)
+    ckpt = str(checkpoint_dir) if checkpoint_dir else None
+    seed_everything(seed)
+    if spec.get("upstream"):
+        if upstream_model is None:
+            raise ValueError(f"Arm {arm!r} fine-tunes the heads of arm {spec['upstream']!r}: pass its model "
+                             "(run() and run_unit() do this).")
+        ds = cfg["downstream"]
+        new_heads = {}
+        if ds.get("reinit_heads", True):
+            f = upstream_model.backbone.num_features
+            new_heads = {t.name: MLPHead(f, t.num_outputs, hidden=ds.get("head_hidden", []), dropout=ds.get("head_dropout", 0.0))
+                         for t in tasks}
+        model = freeze_encoder(upstream_model, new_heads)
+        tcfg = {**tcfg, "epochs": ds["epochs"], "lr": ds["lr"]}
+    else:
+        model = _build(cfg, tasks)
+    res = fit(model, loaders["train"], loaders["val"], tasks, loss,
+              TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=ckpt))
+    preds = to_ml(predict(res.model, loaders["test"], tasks), prepared, cfg)
+    preds.insert(1, "arm", arm)
+    preds.insert(2, "seed", seed)
+    b = cfg["bootstrap"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=seed)
+    boot.insert(0, "arm", arm)
+    boot.insert(1, "seed", seed)
+    return UnitResult(preds, res.history.assign(arm=arm, seed=seed, best_epoch=res.best_epoch), boot, res.model)
+
+
+def _load_upstream(cfg, unit, unit_dir: Path):
+    import torch
+
+    up = cfg["arms"][unit["arm"]]["upstream"]
+    path = unit_dir.parent.parent / f"arm={up}" / unit_dir.name / "best.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"Arm {unit['arm']!r} needs the finished {up!r} unit's weights at {path}.")
+    tasks = [make_tasks()[n] for n in cfg["arms"][up]["tasks"]]
+    model = _build(cfg, tasks)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    return model
+
+
+def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
+    """Train one unit into ``unit_dir`` (``best.pt`` there is what a downstream unit starts from)."""
+    from mtbench.predictions import save_predictions
+
+    unit_dir = Path(unit_dir)
+    up = _load_upstream(cfg, unit, unit_dir) if cfg["arms"][unit["arm"]].get("upstream") else None
+    ckpt = unit_dir / "downstream" if up is not None else unit_dir
+    r = train_unit(cfg, unit, upstream_model=up, checkpoint_dir=ckpt, progress=progress)
+    save_predictions(r.predictions, unit_dir / "predictions.csv")
+    r.history.to_csv(unit_dir / "history.csv", index=False)
+    r.metrics.to_csv(unit_dir / "metrics.csv", index=False)
+
+
+# ------------------------------------------------------------------------ result
+@dataclass
+class Gong2023Result:
+    """``results``: bootstrap CIs per arm, seed, task, metric; ``predictions`` per ``arm/seed`` (volumes in mL)."""
+
+    results: pd.DataFrame
+    predictions: dict[str, pd.DataFrame]
+    histories: dict[str, pd.DataFrame]
+    config: dict[str, Any]
+    run_dir: Path | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """``value [ci_low, ci_high]`` per arm (and seed): volume MAE (mL), Pearson r; prognosis AUC, balanced accuracy."""
+        want = [("volume", "mae"), ("volume", "pearson_r"), ("prognosis", "auc"), ("prognosis", "balanced_accuracy")]
+        r = self.results
+        rows = []
+        for (arm, seed), part in r.groupby(["arm", "seed"], sort=False):
+            row = {"arm": arm, "seed": seed}
+            for task, metric in want:
+                hit = part[(part["task"] == task) & (part["metric"] == metric)]
+                row[f"{task}.{metric}"] = ("" if hit.empty else
+                                           f"{hit['value'].iloc[0]:.3f} [{hit['ci_low'].iloc[0]:.3f}, {hit['ci_high'].iloc[0]:.3f}]")
+            rows.append(row)
+        out = pd.DataFrame(rows).set_index(["arm", "seed"])
+        order = [a for a in self.config["arms"] if a in out.index.get_level_values(0)]
+        return out.loc[order]
+
+    def agreement(self) -> pd.DataFrame:
+        """Bland-Altman (predicted - true volume, mL) per arm and seed with a volume head."""
+        from mtbench.stats import bland_altman
+
+        rows = []
+        for key, p in self.predictions.items():
+            if "volume.pred" not in p.columns:
+                continue
+            ba = bland_altman(p["volume.target"], p["volume.pred"])
+            rows.append({"model": key, "n": ba.n, "bias_ml": ba.bias, "bias_ci": ba.bias_ci, "loa_low_ml": ba.loa_low,
+                         "loa_high_ml": ba.loa_high})
+        return pd.DataFrame(rows)
+
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Gong2023Result:
+    """Every arm and seed in memory (the notebook's way); a run folder if ``run_dir`` is given."""
+    cfg = copy.deepcopy(dict(config or default_config()))
+    t0 = time.perf_counter()
+    prepared = prepare(cfg)
+    timings = {"data_s": time.perf_counter() - t0}
+    results, predictions, histories, models = [], {}, {}, {}
+    for unit in units(cfg):
+        key = f"{unit['arm']}/seed{unit['seed']}"
+        t1 = time.perf_counter()
+        spec = cfg["arms"][unit["arm"]]
+        up = models.get(f"{spec['upstream']}/seed{unit['seed']}") if spec.get("upstream") else None
+        r = train_unit(cfg, unit, prepared, upstream_model=up, progress=progress)
+        models[key] = r.model
+        results.append(r.metrics)
+        predictions[key], histories[key] = r.predictions, r.history
+        timings[f"{key}_s"] = time.perf_counter() - t1
+    timings["total_s"] = time.perf_counter() - t0
+    out = Gong2023Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, timings=timings)
+    out.models = models  # for Grad-CAM in the notebook
+    out.prepared = prepared
+    if run_dir is not None:
+        write_outputs(out, Path(run_dir))
+        out.run_dir = Path(run_dir)
+    return out
+
+
+def write_outputs(result: Gong2023Result, run_dir: Path) -> None:
+    from mtbench.predictions import save_predictions
+    from mtbench.runs import write_run_info
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(run_dir, result.config, {"timings": result.timings})
+    result.results.to_csv(run_dir / "results.csv", index=False)
+    result.agreement().to_csv(run_dir / "bland_altman.csv", index=False)
+    for key, p in result.predictions.items():
+        arm, seed = key.split("/")
+        save_predictions(p, run_dir / "units" / f"arm={arm}" / f"seed={seed.removeprefix('seed')}" / "predictions.csv")
+
+
+def load_result(run_dir: str | Path) -> Gong2023Result:
+    """Rebuild the result from the finished units of a run folder."""
+    from mtbench.predictions import load_predictions
+    from mtbench.runs import is_done, load_run_config, unit_key
+
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    results, predictions, histories = [], {}, {}
+    for unit in units(cfg):
+        if not is_done(run_dir, unit):
+            continue
+        udir = run_dir / "units" / unit_key(unit)
+        key = f"{unit['arm']}/seed{unit['seed']}"
+        results.append(pd.read_csv(udir / "metrics.csv"))
+        predictions[key] = load_predictions(udir / "predictions.csv")
+        histories[key] = pd.read_csv(udir / "history.csv")
+    if not results:
+        raise FileNotFoundError(f"No finished unit in {run_dir}.")
+    return Gong2023Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, run_dir)
+
+
+def report(run_dir: str | Path) -> str:
+    """Aggregate finished units: ``results.csv``, ``bland_altman.csv`` and the table as text."""
+    run_dir = Path(run_dir)
+    r = load_result(run_dir)
+    r.results.to_csv(run_dir / "results.csv", index=False)
+    r.agreement().to_csv(run_dir / "bland_altman.csv", index=False)
+    return summarize(r)
+
+
+def summarize(result: Gong2023Result) -> str:
+    return ("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:\n"
+            + result.table().to_string() + "\n\nBland-Altman (pred - true, mL):\n" + result.agreement().to_string(index=False))

@@ -1,0 +1,110 @@
+"""The gong2023 and hirano2021 experiments: configuration, units, and tiny end-to-end runs."""
+
+import numpy as np
+import pytest
+
+from mtbench.experiments import get_experiment, list_experiments
+from mtbench.experiments import gong2023, hirano2021
+from mtbench.runs import run_experiment, unit_key
+
+
+def _tiny(cfg, arms=None):
+    cfg["data"]["phantom"].update({"n_patients": 24, "shape": [16, 32, 32]})
+    cfg["data"]["preprocess"]["shape"] = [16, 24, 24]
+    cfg["model"]["backbone_kwargs"] = {"channels": [4, 8, 16]}
+    cfg["train"].update({"epochs": 1, "batch_size": 8})
+    cfg["seeds"] = [0]
+    cfg["bootstrap"]["n_boot"] = 20
+    if arms is not None:
+        cfg["arms"] = arms
+    return cfg
+
+
+def test_registered_and_labelled_reinterpretations():
+    assert {"gong2023", "hirano2021"} <= set(list_experiments())
+    for mod in (gong2023, hirano2021):
+        assert get_experiment(mod.NAME) is mod
+        assert "re-interpretation" in mod.DESCRIPTION
+        for profile in ("smoke", "full"):
+            cfg = mod.default_config(profile)
+            assert cfg["reinterpretation"] is True and cfg["profile"] == profile
+    assert gong2023.default_config("full")["data"]["source"] == "ich_ct"
+    assert hirano2021.default_config("smoke")["data"]["phantom"]["growth_prevalence"] == 0.15
+
+
+def test_gong_units_put_downstream_after_joint():
+    cfg = gong2023.default_config("smoke")
+    cfg["seeds"] = [0, 1]
+    us = gong2023.units(cfg)
+    keys = [unit_key(u) for u in us]
+    assert len(us) == 8 and "arm=upstream_downstream/seed=1" in keys
+    down = [u for u in us if u["arm"] == "upstream_downstream" and u["seed"] == 1][0]
+    assert down["after"] == ["arm=joint/seed=1"]
+    assert keys.index("arm=joint/seed=1") < keys.index("arm=upstream_downstream/seed=1")
+
+
+def test_hirano_units_and_imbalance_options():
+    cfg = hirano2021.default_config("smoke")
+    assert len(hirano2021.units(cfg)) == 2 * len(cfg["seeds"]) and len(cfg["seeds"]) >= 3
+    cfg["imbalance"].update({"loss": "focal"})
+    t = hirano2021.make_tasks(cfg)["growth"]
+    assert t.loss == "focal" and t.loss_kwargs == {"gamma": 2.0, "alpha": 0.25}
+    cfg["imbalance"].update({"loss": "bce", "pos_weight": 5.0})
+    assert hirano2021.make_tasks(cfg)["growth"].loss_kwargs == {"pos_weight": 5.0}
+    cfg["imbalance"].update({"loss": "focal"})
+    with pytest.raises(ValueError, match="pos_weight"):
+        hirano2021.make_tasks(cfg)
+    assert "sens_at_spec90" in t.metrics and "auprc" in t.metrics
+
+
+def test_gong_run_volumes_in_ml_and_frozen_encoder(tmp_path):
+    cfg = _tiny(gong2023.default_config("smoke"))
+    cfg["downstream"]["epochs"] = 1
+    r = gong2023.run(cfg, progress=False)
+    assert set(r.predictions) == {f"{a}/seed0" for a in cfg["arms"]}
+    p = r.predictions["joint/seed0"]
+    # volume targets are the mask volumes in mL, not the z-scored training scale
+    ml = dict(zip(r.prepared.table["sample_id"], r.prepared.table["hematoma_ml"]))
+    np.testing.assert_allclose(p["volume.target"], [ml[s] for s in p["sample_id"]])
+    assert p["volume.target"].min() > 0
+    tab = r.table()
+    assert list(tab.index.get_level_values(0)) == list(cfg["arms"])
+    assert {"volume.mae", "prognosis.auc"} <= set(tab.columns)
+    assert set(r.agreement()["model"]) == {"single_volume/seed0", "joint/seed0", "upstream_downstream/seed0"}
+    # the downstream model's encoder is the joint model's, unchanged by fine-tuning
+    joint, down = r.models["joint/seed0"], r.models["upstream_downstream/seed0"]
+    for (k, a), (_, b) in zip(joint.backbone.state_dict().items(), down.backbone.state_dict().items()):
+        assert torch_equal(a, b), k
+    assert not any(p.requires_grad for p in down.backbone.parameters())
+
+
+def torch_equal(a, b):
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_gong_unit_protocol_resumes_from_joint(tmp_path):
+    cfg = _tiny(gong2023.default_config("smoke"), arms={"joint": {"tasks": ["volume", "prognosis"]},
+                                                         "upstream_downstream": {"tasks": ["volume", "prognosis"], "upstream": "joint"}})
+    cfg["downstream"]["epochs"] = 1
+    out = run_experiment(gong2023, cfg, tmp_path, select={"arm": "upstream_downstream"}, progress=False)
+    assert out["ran"] == ["arm=joint/seed=0", "arm=upstream_downstream/seed=0"]
+    assert (tmp_path / "units" / "arm=joint" / "seed=0" / "best.pt").is_file()
+    text = gong2023.report(tmp_path)
+    assert "upstream_downstream" in text and (tmp_path / "bland_altman.csv").is_file()
+
+
+def test_hirano_unit_writes_masks_and_report(tmp_path):
+    cfg = _tiny(hirano2021.default_config("smoke"))
+    cfg["data"]["phantom"]["n_patients"] = 30
+    out = run_experiment(hirano2021, cfg, tmp_path, progress=False)
+    assert len(out["ran"]) == 2
+    udir = tmp_path / "units" / "arm=joint_segmentation" / "seed=0"
+    assert any((udir / "masks" / "hematoma").glob("*.npz"))
+    text = hirano2021.report(tmp_path)
+    assert "auprc" in text and "joint_segmentation" in text
+    r = hirano2021.load_result(tmp_path)
+    seg = r.segmentation()
+    assert set(seg["metric"]) >= {"dice", "volume_mae_ml"} and set(seg["arm"]) == {"joint_segmentation"}
+    assert (r.seed_summary()["seeds"] == 1).all()
