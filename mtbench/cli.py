@@ -150,7 +150,9 @@ def _cmd_plan(args) -> int:
     if args.data_root:
         base += ["--data-root", args.data_root]
     units = exp.units(cfg)
-    print(f"# {len(units)} independent units of {args.experiment}; run each line anywhere (a job array), then:")
+    n_dep = sum(1 for u in units if u.get("after"))
+    print(f"# {len(units)} units of {args.experiment} ({n_dep} marked '# after:' depend on others and run them first "
+          "if missing); run each line anywhere (a job array), then:")
     print(f"#   mtbench report {shlex.quote(str(run_dir))}")
     for u in units:
         flags = []
