@@ -19,7 +19,7 @@ import torch
 
 from mtbench import MultiTaskLoss, Task, create_model
 from mtbench.data import MultiTaskDataset, make_synthetic_cxr
-from mtbench.train import fit, make_loader, seed_everything
+from mtbench.train import fit, make_loader, resolve_device, seed_everything
 
 TASKS = [Task("prognosis", "binary"), Task("severity", "regression")]
 
@@ -30,9 +30,14 @@ def build(n: int, size: int):
     return MultiTaskDataset(table, TASKS, d.images)
 
 
-def bare_loop(dataset, epochs: int, batch: int, backbone: str) -> float:
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bare_loop(dataset, epochs: int, batch: int, backbone: str, device) -> float:
     seed_everything(0)
-    model = create_model(backbone, TASKS, in_chans=1)
+    model = create_model(backbone, TASKS, in_chans=1).to(device)
     loss_fn = MultiTaskLoss(TASKS)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loader = make_loader(dataset, batch_size=batch, shuffle=True, seed=0)
@@ -40,20 +45,25 @@ def bare_loop(dataset, epochs: int, batch: int, backbone: str) -> float:
     t0 = time.perf_counter()
     for _ in range(epochs):
         for b in loader:
-            out = model(b["image"])
-            loss = loss_fn(out, b["targets"], b["mask"]).total
+            x = b["image"].to(device)
+            targets = {k: v.to(device) for k, v in b["targets"].items()}
+            masks = {k: v.to(device) for k, v in b["mask"].items()}
+            loss = loss_fn(model(x), targets, masks).total
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+    _sync(device)
     return time.perf_counter() - t0
 
 
-def fit_loop(dataset, epochs: int, batch: int, backbone: str) -> float:
+def fit_loop(dataset, epochs: int, batch: int, backbone: str, device) -> float:
     seed_everything(0)
     model = create_model(backbone, TASKS, in_chans=1)
     loader = make_loader(dataset, batch_size=batch, shuffle=True, seed=0)
     t0 = time.perf_counter()
-    fit(model, loader, None, TASKS, MultiTaskLoss(TASKS), epochs=epochs, lr=1e-3, weight_decay=1e-4, progress=False)
+    fit(model, loader, None, TASKS, MultiTaskLoss(TASKS), epochs=epochs, lr=1e-3, weight_decay=1e-4,
+        progress=False, device=str(device), amp=False)
+    _sync(device)
     return time.perf_counter() - t0
 
 
@@ -65,16 +75,18 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--backbone", default="convnet")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda (both loops use the same device, full precision)")
     args = ap.parse_args()
+    device = resolve_device(args.device)
     ds = build(args.n, args.size)
-    bare_loop(ds, 1, args.batch, args.backbone)  # warm-up (allocator, kernels)
+    bare_loop(ds, 1, args.batch, args.backbone, device)  # warm-up (allocator, kernels)
     bare, fitted = [], []
     for _ in range(args.repeats):
-        bare.append(bare_loop(ds, args.epochs, args.batch, args.backbone))
-        fitted.append(fit_loop(ds, args.epochs, args.batch, args.backbone))
+        bare.append(bare_loop(ds, args.epochs, args.batch, args.backbone, device))
+        fitted.append(fit_loop(ds, args.epochs, args.batch, args.backbone, device))
     b, f = statistics.median(bare), statistics.median(fitted)
     print(f"{args.backbone}, {args.n} images {args.size}x{args.size}, batch {args.batch}, {args.epochs} epochs, "
-          f"{args.repeats} alternating repeats, torch threads {torch.get_num_threads()}")
+          f"{args.repeats} alternating repeats, device {device}, torch threads {torch.get_num_threads()}")
     print(f"bare loop : median {b:.2f} s  ({', '.join(f'{x:.2f}' for x in bare)})")
     print(f"mtbench fit: median {f:.2f} s  ({', '.join(f'{x:.2f}' for x in fitted)})")
     print(f"overhead ratio fit / bare = {f / b:.3f}")
