@@ -234,6 +234,12 @@ def run_experiment(
     return {"ran": ran, "skipped": skipped}
 
 
+def finished_units(run_dir: str | Path, units: list[dict]) -> list[tuple[dict, Path]]:
+    """``(unit, unit folder)`` of every finished unit of a run folder, in unit order."""
+    run_dir = Path(run_dir)
+    return [(u, run_dir / "units" / unit_key(u)) for u in units if is_done(run_dir, u)]
+
+
 def missing_units(experiment, config: Mapping[str, Any], run_dir: str | Path) -> list[str]:
     return [unit_key(u) for u in experiment.units(config) if not is_done(Path(run_dir), u)]
 

@@ -4,13 +4,17 @@ import numpy as np
 import pandas as pd
 
 
-def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2"):
+CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
+DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"
+
+
+def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2", modality="CT", sop_class=CT_IMAGE):
     """A minimal valid uncompressed DICOM image; ``series_uid`` sets SeriesInstanceUID."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
@@ -18,7 +22,7 @@ def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2"):
     ds.SOPClassUID = meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.Modality = "CT"
+    ds.Modality = modality
     ds.Rows, ds.Columns = array.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

@@ -5,32 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from _mtb_files import DIGITAL_XRAY, write_dicom as _write_dicom
+
 from mtbench.data.sources import aiforcovid, brixia, cohen_covid, get_source, list_datasets
 
 
 def write_dicom(path, array, photometric="MONOCHROME2"):
     """A minimal valid uncompressed DICOM radiograph."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = array.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = array.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    return _write_dicom(path, array, photometric=photometric, modality="DX", sop_class=DIGITAL_XRAY)
 
 
 def test_sources_are_registered():

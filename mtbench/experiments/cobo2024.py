@@ -375,17 +375,15 @@ def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, pr
 def report(run_dir: str | Path) -> str:
     """Aggregate the finished units into results.csv / fold_metrics.csv and the prognosis table."""
     from mtbench.predictions import load_predictions
-    from mtbench.runs import is_done, load_run_config, unit_key
+    from mtbench.runs import finished_units, load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
     histories = {}
-    for u in units(cfg):
-        if is_done(run_dir, u):
-            udir = run_dir / "units" / unit_key(u)
-            preds_by_arm[u["arm"]].append(load_predictions(udir / "predictions.csv"))
-            histories[f"{u['arm']}/fold{u['fold']}"] = pd.read_csv(udir / "history.csv")
+    for u, udir in finished_units(run_dir, units(cfg)):
+        preds_by_arm[u["arm"]].append(load_predictions(udir / "predictions.csv"))
+        histories[f"{u['arm']}/fold{u['fold']}"] = pd.read_csv(udir / "history.csv")
     if not any(preds_by_arm.values()):
         raise FileNotFoundError(f"No finished unit in {run_dir}.")
     splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()

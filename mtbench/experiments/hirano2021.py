@@ -299,15 +299,12 @@ def write_outputs(result: Hirano2021Result, run_dir: Path) -> None:
 def load_result(run_dir: str | Path) -> Hirano2021Result:
     """Rebuild the result from the finished units of a run folder."""
     from mtbench.predictions import load_predictions
-    from mtbench.runs import is_done, load_run_config, unit_key
+    from mtbench.runs import finished_units, load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     results, predictions, histories = [], {}, {}
-    for unit in units(cfg):
-        if not is_done(run_dir, unit):
-            continue
-        udir = run_dir / "units" / unit_key(unit)
+    for unit, udir in finished_units(run_dir, units(cfg)):
         key = f"{unit['arm']}/seed{unit['seed']}"
         results.append(pd.read_csv(udir / "metrics.csv"))
         predictions[key] = load_predictions(udir / "predictions.csv")

@@ -58,6 +58,7 @@ from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
 from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+from mtbench.train.device import torch_threads
 
 NAME = "ruffini2024"
 DESCRIPTION = "Ruffini et al. 2024: STL vs FT vs multi-dataset multi-task (MDMT) COVID-19 prognosis from CXR, indicator-masked loss"
@@ -408,13 +409,8 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
     """Every backbone x fold x arm of the configuration; returns a :class:`RuffiniResult`."""
 
     cfg = copy.deepcopy(dict(config or default_config()))
-    threads_before = torch.get_num_threads()
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg["num_threads"]))
-    try:
+    with torch_threads(cfg.get("num_threads")):
         return _run(cfg, run_dir, progress)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _fold_names(cfg: Mapping[str, Any], data: TwoDatasets | None = None) -> list[str]:
@@ -600,10 +596,7 @@ def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, pr
     from mtbench.predictions import save_predictions
     from mtbench.train.distributed import is_main_process
 
-    threads_before = torch.get_num_threads()
-    if cfg.get("num_threads"):
-        torch.set_num_threads(int(cfg["num_threads"]))
-    try:
+    with torch_threads(cfg.get("num_threads")):
         bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
         data = _cached_data(cfg, progress=progress)
         run_dir = Path(unit_dir).parents[3]  # <run>/units/backbone=/fold=/arm=
@@ -622,22 +615,17 @@ def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, pr
             r.metrics.to_csv(Path(unit_dir) / "metrics.csv", index=False)
             if r.dataset_ratio is not None:
                 r.dataset_ratio.to_csv(Path(unit_dir) / "dataset_ratio.csv", index=False)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def report(run_dir: str | Path) -> str:
     """Aggregate the finished units: pooled metrics with CIs, the table, our averages beside the paper's."""
     from mtbench.predictions import load_predictions
-    from mtbench.runs import is_done, load_run_config
+    from mtbench.runs import finished_units, load_run_config
 
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     found: dict[tuple[str, str, str], ArmResult] = {}
-    for u in units(cfg):
-        if not is_done(run_dir, u):
-            continue
-        udir = _unit_dir(run_dir, u["backbone"], str(u["fold"]), u["arm"])
+    for u, udir in finished_units(run_dir, units(cfg)):
         preds = load_predictions(udir / "predictions.csv")
         hist = pd.read_csv(udir / "history.csv")
         ratio = pd.read_csv(udir / "dataset_ratio.csv") if (udir / "dataset_ratio.csv").is_file() else None

@@ -55,6 +55,7 @@ from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
 from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+from mtbench.train.device import torch_threads
 
 NAME = "when_mtl_helps"
 DESCRIPTION = (
@@ -342,13 +343,8 @@ def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = No
         raise ValueError(f"Unknown generator {cfg['generator']!r}; registered: {list_generators()}.")
     if cfg["single_task_steps"] not in ("matched", "epochs"):
         raise ValueError(f"single_task_steps must be 'matched' or 'epochs', got {cfg['single_task_steps']!r}.")
-    old_threads = torch.get_num_threads()
-    if cfg.get("torch_threads"):
-        torch.set_num_threads(int(cfg["torch_threads"]))
-    try:
+    with torch_threads(cfg.get("torch_threads")):
         return _run(cfg, run_dir, progress)
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _run(cfg, run_dir, progress):

@@ -47,6 +47,18 @@ def resolve_amp(amp: bool | str, device: torch.device) -> torch.dtype | None:
     raise ValueError(f"amp must be 'auto', True, False, 'bf16' or 'fp16', got {amp!r}.")
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` CPU threads for torch (``None``: unchanged); the old count is restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     """An autocast context for ``dtype`` on ``device`` (a no-op when ``dtype`` is None)."""
     if dtype is None:
