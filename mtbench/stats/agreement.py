@@ -1,4 +1,4 @@
-"""Agreement between raters: Cohen's kappa (unweighted, linear, quadratic) and Fleiss' kappa.
+"""Agreement between raters: Cohen's kappa (any weights) and Fleiss' kappa, with SE, z and p.
 
 Thin, checked wrappers around ``statsmodels.stats.inter_rater``: they build the contingency
 tables from rating vectors, match the two raters' ratings by case id (``pandas.Series``), and
@@ -36,6 +36,9 @@ class KappaResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def __float__(self) -> float:  # float(fleiss_kappa(...)) keeps working for code written for a bare float
+        return self.kappa
+
 
 def _pair_ratings(r1, r2):
     if isinstance(r1, pd.Series) and isinstance(r2, pd.Series):
@@ -53,33 +56,60 @@ def _pair_ratings(r1, r2):
     return a, b
 
 
-def cohen_kappa(r1, r2, weights: str | None = None, labels: Sequence | None = None, ci: float = 0.95) -> KappaResult:
-    """Cohen's kappa of two raters (``weights``: ``None``, ``"linear"`` or ``"quadratic"``).
+def _weight_matrix(weights, k: int):
+    """``(wt, weights, label)`` for statsmodels' ``cohens_kappa`` from our ``weights`` argument."""
+    if weights is None or isinstance(weights, str):
+        if weights not in _WEIGHTS:
+            raise ValueError(f"weights must be None, 'linear', 'quadratic', a vector or a k x k matrix; got {weights!r}.")
+        return _WEIGHTS[weights], None, _WEIGHTS[weights] or "unweighted"
+    w = np.asarray(weights, dtype=float)
+    label = ",".join(f"{v:g}" for v in w.ravel()) if w.ndim == 1 else "matrix"
+    if w.ndim == 1 and w.size == k:  # irr's kappa2(weight = c(0, 0, 1, 1, 2)): disagreement by |i - j|
+        return "toeplitz", w, label
+    if w.shape == (k, k):
+        if np.any(np.diag(w) != 0):
+            raise ValueError("A weight matrix holds disagreement weights: its diagonal must be 0.")
+        return None, w, label
+    raise ValueError(f"weights must have {k} entries (one per distance |i - j|) or shape ({k}, {k}); got shape {w.shape}.")
 
-    Uses ``statsmodels.stats.inter_rater.cohens_kappa`` on the ``labels x labels`` table.
-    ``se`` is the asymptotic SE (Fleiss, Cohen & Everitt 1969), ``z``/``p_value`` test kappa = 0.
-    Pass ``pandas.Series`` indexed by case id to have ratings matched by id.
+
+def cohen_kappa(r1, r2=None, weights=None, labels: Sequence | None = None, ci: float = 0.95) -> KappaResult:
+    """Cohen's kappa of two raters, from their ratings or from a ``k x k`` table.
+
+    ``r1``/``r2``: the two raters' ratings (``pandas.Series`` indexed by case id are matched by
+    id); or ``r1`` alone a ``k x k`` contingency table (rows rater 1, columns rater 2).
+    ``weights`` are *disagreement* weights: ``None`` (unweighted), ``"linear"``, ``"quadratic"``,
+    a vector of ``k`` weights by distance ``|i - j|`` between categories (irr's
+    ``kappa2(weight = c(0, 0, 1, 1, 2))``), or a ``k x k`` matrix with a zero diagonal.
+    Categories are the levels that occur (or ``labels=``), sorted, as in R's ``irr::kappa2``.
+    ``statsmodels.stats.inter_rater.cohens_kappa`` computes kappa, its asymptotic SE (Fleiss, Cohen
+    & Everitt 1969) and the test of kappa = 0 (``z``, ``p_value``).
     """
     from statsmodels.stats.inter_rater import cohens_kappa as sm_kappa
 
-    if weights not in _WEIGHTS:
-        raise ValueError(f"weights must be None, 'linear' or 'quadratic', got {weights!r}.")
-    a, b = _pair_ratings(r1, r2)
-    keep = ~(pd.isna(a) | pd.isna(b))
-    if not keep.all():
-        raise ValueError(f"{int((~keep).sum())} cases lack a rating from one rater; drop them explicitly.")
-    levels = list(labels) if labels is not None else sorted(set(a.tolist()) | set(b.tolist()))
-    pos = {v: i for i, v in enumerate(levels)}
-    unknown = sorted({v for v in np.concatenate([a, b]).tolist() if v not in pos}, key=str)
-    if unknown:
-        raise ValueError(f"Ratings {unknown[:10]} are not among labels {levels}.")
-    table = np.zeros((len(levels), len(levels)))
-    np.add.at(table, ([pos[v] for v in a], [pos[v] for v in b]), 1)
-    res = sm_kappa(table, wt=_WEIGHTS[weights])
+    if r2 is None:
+        table = np.asarray(r1, dtype=float)
+        if table.ndim != 2 or table.shape[0] != table.shape[1]:
+            raise ValueError(f"With one argument, cohen_kappa needs a k x k table; got shape {table.shape}.")
+        n = int(round(table.sum()))
+    else:
+        a, b = _pair_ratings(r1, r2)
+        keep = ~(pd.isna(a) | pd.isna(b))
+        if not keep.all():
+            raise ValueError(f"{int((~keep).sum())} cases lack a rating from one rater; drop them explicitly.")
+        levels = list(labels) if labels is not None else sorted(set(a.tolist()) | set(b.tolist()))
+        pos = {v: i for i, v in enumerate(levels)}
+        unknown = sorted({v for v in np.concatenate([a, b]).tolist() if v not in pos}, key=str)
+        if unknown:
+            raise ValueError(f"Ratings {unknown[:10]} are not among labels {levels}.")
+        table = np.zeros((len(levels), len(levels)))
+        np.add.at(table, ([pos[v] for v in a], [pos[v] for v in b]), 1)
+        n = len(a)
+    wt, w, label = _weight_matrix(weights, table.shape[0])
+    res = sm_kappa(table, weights=w, wt=wt)
     z = stats.norm.ppf(0.5 + ci / 2)
     return KappaResult(float(res.kappa), float(res.std_kappa), float(res.kappa - z * res.std_kappa),
-                       float(res.kappa + z * res.std_kappa), float(res.z_value), float(res.pvalue_two_sided),
-                       int(len(a)), _WEIGHTS[weights] or "unweighted")
+                       float(res.kappa + z * res.std_kappa), float(res.z_value), float(res.pvalue_two_sided), n, label)
 
 
 def ratings_matrix(readings: pd.DataFrame, case: str = "case_id", rater: str = "reader", rating: str = "call") -> pd.DataFrame:
@@ -93,23 +123,49 @@ def ratings_matrix(readings: pd.DataFrame, case: str = "case_id", rater: str = "
     return readings.pivot(index=case, columns=rater, values=rating)
 
 
-def fleiss_kappa(ratings: pd.DataFrame | np.ndarray, method: str = "fleiss") -> float:
-    """Fleiss' kappa for ``m`` raters: ``ratings`` is ``cases x raters`` (one rating per cell).
+def fleiss_kappa(ratings: pd.DataFrame | np.ndarray, method: str = "fleiss", counts: bool = False) -> KappaResult:
+    """Fleiss' kappa for ``m`` raters, with the SE, z and p of R's ``irr::kappam.fleiss``.
 
-    Cases with any missing rating are refused (Fleiss' kappa assumes every case rated by all);
-    ``method="randolph"`` gives the free-marginal variant. ``statsmodels`` does the computation.
+    ``ratings``: ``cases x raters`` (one rating per cell), or with ``counts=True`` the usual
+    ``subjects x categories`` table of how many raters chose each category (every row must sum
+    to the same ``m``). Cases with a missing rating are refused (every case must be rated by
+    all). ``method="randolph"`` gives the free-marginal kappa (no SE: NaN). ``statsmodels``
+    computes kappa; the SE under kappa = 0 is Fleiss, Nee & Landis (1979), as in irr:
+    ``var = 2 [(sum p_j q_j)^2 - sum p_j q_j (q_j - p_j)] / [(sum p_j q_j)^2 N m (m-1)]``.
+    That SE holds under kappa = 0, so it serves the test (``z``, ``p_value``) but not a CI:
+    ``ci_low``/``ci_high`` are NaN (bootstrap the cases for a CI). ``float(result)`` is the kappa.
     """
     from statsmodels.stats.inter_rater import aggregate_raters
     from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
     mat = ratings.to_numpy() if isinstance(ratings, pd.DataFrame) else np.asarray(ratings)
-    if mat.ndim != 2 or mat.shape[1] < 2:
-        raise ValueError(f"ratings must be cases x raters with >= 2 raters, got shape {mat.shape}.")
-    miss = pd.isna(mat).any(axis=1)
-    if miss.any():
-        raise ValueError(f"{int(miss.sum())} cases lack a rating from some rater; Fleiss' kappa needs complete rows.")
-    counts, _ = aggregate_raters(mat)
-    return float(sm_fleiss(counts, method=method))
+    if counts:
+        table = np.asarray(mat, dtype=float)
+        if table.ndim != 2 or np.isnan(table).any() or (table < 0).any():
+            raise ValueError(f"counts must be a subjects x categories table of non-negative counts, got shape {table.shape}.")
+        m_per_row = table.sum(axis=1)
+        if not np.allclose(m_per_row, m_per_row[0]):
+            bad = np.nonzero(~np.isclose(m_per_row, m_per_row[0]))[0][:10].tolist()
+            raise ValueError(f"Every subject must be rated by the same number of raters; rows {bad} differ from row 0.")
+    else:
+        if mat.ndim != 2 or mat.shape[1] < 2:
+            raise ValueError(f"ratings must be cases x raters with >= 2 raters, got shape {mat.shape}.")
+        miss = pd.isna(mat).any(axis=1)
+        if miss.any():
+            raise ValueError(f"{int(miss.sum())} cases lack a rating from some rater; Fleiss' kappa needs complete rows.")
+        table, _ = aggregate_raters(mat)
+    n_sub, m = table.shape[0], float(table[0].sum())
+    kappa = float(sm_fleiss(table, method=method))
+    pj = table.sum(axis=0) / (n_sub * m)
+    pq = pj * (1 - pj)
+    if method == "fleiss" and pq.sum() > 0 and m > 1:
+        var = 2 / (pq.sum() ** 2 * n_sub * m * (m - 1)) * (pq.sum() ** 2 - np.sum(pq * ((1 - pj) - pj)))
+        se = float(np.sqrt(var))
+    else:
+        se = float("nan")
+    zs = kappa / se if se > 0 else float("nan")
+    p = float(2 * stats.norm.sf(abs(zs))) if np.isfinite(zs) else float("nan")
+    return KappaResult(kappa, se, float("nan"), float("nan"), float(zs), p, int(n_sub), method)
 
 
 def pairwise_kappa(ratings: pd.DataFrame, weights: str | None = None) -> pd.DataFrame:

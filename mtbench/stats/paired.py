@@ -2,10 +2,12 @@
 
 Which test answers which question
 ---------------------------------
-* Same test cases, two classifiers' *decisions*: :func:`mcnemar_test` (statsmodels).
+* Same test cases, two classifiers' *decisions*: :func:`mcnemar_test` (statsmodels); ``k``
+  classifiers: :func:`cochrans_q_test`.
 * Same test cases, two *scores*' AUCs: :func:`mtbench.stats.roc.delong_test`.
 * Scores per fold / seed / backbone, a handful of pairs: :func:`paired_ttest` (assumes roughly
-  normal differences) or :func:`wilcoxon_test` (signed ranks; Demšar 2006 recommends it).
+  normal differences) or :func:`wilcoxon_test` (signed ranks; Demšar 2006 recommends it),
+  :func:`sign_test`, or :func:`mtbench.stats.bayesian.bayesian_signed_rank_test` (with a ROPE).
   Both assume the pairs are *independent*; cross-validation folds are not (their training sets
   overlap), so on CV folds use :func:`corrected_resampled_ttest` (Nadeau & Bengio 2003) or
   :func:`bayesian_correlated_ttest` (Benavoli et al. 2017), which inflate the variance by the
@@ -36,13 +38,20 @@ __all__ = [
     "corrected_resampled_ttest",
     "bayesian_correlated_ttest",
     "mcnemar_test",
+    "sign_test",
+    "cochrans_q_test",
     "compare_paired",
 ]
 
 
 @dataclass(frozen=True)
 class PairedTestResult:
-    """A paired test of ``a - b``: mean difference, statistic, p-value, CI of the mean difference."""
+    """A paired test of ``a - b``: mean difference, statistic, p-value, CI of the mean difference.
+
+    Rank and sign tests also fill ``median_difference``; Wilcoxon fills ``r_plus``/``r_minus``,
+    the sums of the ranks of the positive and negative differences (Demšar's R+ and R-;
+    ``T = min(R+, R-)``).
+    """
 
     test: str
     n: int
@@ -56,6 +65,9 @@ class PairedTestResult:
     df: float | None = None
     alternative: str = "two-sided"
     note: str = ""
+    median_difference: float = float("nan")
+    r_plus: float = float("nan")
+    r_minus: float = float("nan")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,23 +188,54 @@ def paired_ttest(a, b=None, alternative: str = "two-sided", ci: float = 0.95) ->
                             float(res.pvalue), float(lo), float(hi), float(n - 1), alternative)
 
 
+def _signed_rank_sums(d: np.ndarray, zero_method: str) -> tuple[float, float]:
+    """R+ and R- of the differences ``d`` as ``zero_method`` treats zeros (Demšar 2006, sec. 3.1.3)."""
+    if zero_method == "wilcox":
+        d = d[d != 0]
+    r = stats.rankdata(np.abs(d))
+    r_plus, r_minus = r[d > 0].sum(), r[d < 0].sum()
+    if zero_method == "zsplit":
+        r_plus, r_minus = r_plus + r[d == 0].sum() / 2, r_minus + r[d == 0].sum() / 2
+    return float(r_plus), float(r_minus)
+
+
 def wilcoxon_test(a, b=None, zero_method: str = "wilcox", alternative: str = "two-sided", method: str = "auto",
                   correction: bool = False) -> PairedTestResult:
     """Wilcoxon signed-rank test of ``a - b`` (``scipy.stats.wilcoxon``), pairs matched by key.
 
     ``zero_method``: ``"wilcox"`` drops zero differences (the classic test), ``"pratt"`` ranks them
-    and then drops them, ``"zsplit"`` splits their ranks between the signs (Demšar 2006). The
-    statistic is ``min(R+, R-)`` for the two-sided test. ``method``: ``"exact"``, ``"approx"``
-    (normal, with a continuity ``correction`` if asked, as R's ``wilcox.test`` does) or ``"auto"``.
+    and then drops them, ``"zsplit"`` splits their ranks between the signs (Demšar 2006).
+    ``statistic`` is scipy's: ``T = min(R+, R-)`` for ``alternative="two-sided"``, and ``R+`` (the
+    rank sum of the positive differences ``a - b > 0``) for ``"greater"`` and ``"less"`` (R's ``V``).
+    ``r_plus``/``r_minus`` hold both sums, ``median_difference`` the median of ``a - b``,
+    ``mean_difference`` its mean. ``method``: ``"exact"``, ``"approx"`` (normal, with a
+    continuity ``correction`` if asked, as R's ``wilcox.test`` does) or ``"auto"``.
     """
     x, y, n = _pair(a, b)
     d = x - y
     if np.all(d == 0):
-        return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), 0.0, float("nan"), 1.0,
-                                alternative=alternative, note="all differences are zero")
+        return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), 0.0, float("nan"), 1.0, alternative=alternative,
+                                note="all differences are zero", median_difference=0.0, r_plus=0.0, r_minus=0.0)
     res = stats.wilcoxon(x, y, zero_method=zero_method, alternative=alternative, method=method, correction=correction)
-    return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), float(np.median(d)), float(res.statistic),
-                            float(res.pvalue), alternative=alternative, note=f"zero_method={zero_method}; mean_difference is the median")
+    r_plus, r_minus = _signed_rank_sums(d, zero_method)
+    return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), float(np.mean(d)), float(res.statistic),
+                            float(res.pvalue), alternative=alternative, note=f"zero_method={zero_method}",
+                            median_difference=float(np.median(d)), r_plus=r_plus, r_minus=r_minus)
+
+
+def sign_test(a, b=None, alternative: str = "two-sided") -> PairedTestResult:
+    """Sign test of ``a - b``: the number of wins of ``a`` among the non-tied pairs against
+    Binomial(n, 1/2) (``scipy.stats.binomtest``; ties are dropped, as in ``statsmodels``'
+    ``sign_test``). ``statistic`` is the number of wins of ``a``; the note gives wins/losses/ties.
+    """
+    x, y, n = _pair(a, b)
+    d = x - y
+    wins, losses = int((d > 0).sum()), int((d < 0).sum())
+    ties = n - wins - losses
+    p = stats.binomtest(wins, wins + losses, 0.5, alternative=alternative).pvalue if wins + losses else 1.0
+    return PairedTestResult("sign", n, x.mean(), y.mean(), float(np.mean(d)), float(wins), float(p),
+                            alternative=alternative, note=f"wins={wins}, losses={losses}, ties={ties}",
+                            median_difference=float(np.median(d)))
 
 
 def corrected_resampled_ttest(
@@ -267,17 +310,27 @@ def bayesian_correlated_ttest(a, b=None, rope: float | tuple[float, float] = 0.0
                           float(max(0.0, 1.0 - left - inside)))
 
 
-def mcnemar_test(correct_a, correct_b, exact: bool | None = None, correction: bool = True) -> PairedTestResult:
+def mcnemar_test(correct_a, correct_b=None, exact: bool | None = None, correction: bool = True) -> PairedTestResult:
     """McNemar's test for two classifiers' decisions on the same cases (statsmodels).
 
     ``correct_a``/``correct_b`` are per-case booleans (prediction == truth); pass ``pandas``
-    Series indexed by case id to have them matched by id. ``exact=None`` uses the exact binomial
+    Series indexed by case id to have them matched by id. Or pass ``correct_a`` alone as the
+    ``2 x 2`` table ``[[both right, only a right], [only b right, both wrong]]`` (any paired
+    2 x 2 table: the off-diagonal cells are the discordant pairs). ``exact=None`` uses the exact binomial
     test when fewer than 25 discordant pairs, else the chi-square with continuity
     ``correction``. ``mean_a``/``mean_b`` are the two accuracies; ``statistic`` is the
     chi-square (or, exact, the smaller discordant count).
     """
     from statsmodels.stats.contingency_tables import mcnemar
 
+    if correct_b is None:
+        table = np.asarray(correct_a)
+        if table.shape != (2, 2) or (table < 0).any():
+            raise ValueError(f"With one argument, mcnemar_test needs a 2 x 2 table of counts; got shape {table.shape}.")
+        n = int(table.sum())
+        x = np.r_[np.ones(int(table[0].sum())), np.zeros(int(table[1].sum()))]
+        y = np.r_[np.ones(int(table[0, 0])), np.zeros(int(table[0, 1])), np.ones(int(table[1, 0])), np.zeros(int(table[1, 1]))]
+        return mcnemar_test(x.astype(bool), y.astype(bool), exact=exact, correction=correction)
     if isinstance(correct_a, (pd.Series, Mapping)) or isinstance(correct_b, (pd.Series, Mapping)):
         x, y, n = _pair(correct_a, correct_b)
     else:
@@ -298,9 +351,30 @@ def mcnemar_test(correct_a, correct_b, exact: bool | None = None, correction: bo
                             float(res.statistic), float(res.pvalue), note=f"{kind}; discordant a-only={b_}, b-only={c_}")
 
 
+def cochrans_q_test(correct) -> PairedTestResult:
+    """Cochran's Q: do ``k >= 2`` classifiers have the same accuracy on the same cases?
+
+    ``correct``: a ``cases x classifiers`` frame (or array) of 0/1 (prediction == truth); the
+    k-classifier McNemar test (``statsmodels.stats.contingency_tables.cochrans_q``), chi-square
+    with ``k - 1`` df. ``mean_a`` is the best and ``mean_b`` the worst accuracy.
+    """
+    from statsmodels.stats.contingency_tables import cochrans_q
+
+    mat = correct.to_numpy() if isinstance(correct, pd.DataFrame) else np.asarray(correct)
+    if mat.ndim != 2 or mat.shape[1] < 2:
+        raise ValueError(f"correct must be cases x classifiers with >= 2 classifiers, got shape {mat.shape}.")
+    if pd.isna(mat).any() or not np.isin(mat, (0, 1)).all():
+        raise ValueError("correct must hold only 0/1 (or booleans) and no missing values.")
+    res = cochrans_q(mat.astype(float))
+    acc = mat.astype(float).mean(axis=0)
+    return PairedTestResult("Cochran's Q", mat.shape[0], float(acc.max()), float(acc.min()), float(acc.max() - acc.min()),
+                            float(res.statistic), float(res.pvalue), df=float(res.df), note=f"k={mat.shape[1]} classifiers")
+
+
 _TESTS = {
     "ttest": paired_ttest,
     "wilcoxon": wilcoxon_test,
+    "sign": sign_test,
     "nadeau_bengio": corrected_resampled_ttest,
     "bayesian": bayesian_correlated_ttest,
 }
@@ -312,7 +386,7 @@ def compare_paired(
 ):
     """Join models ``a`` and ``b`` of a long results table on ``key`` and run ``test`` on ``a - b``.
 
-    ``test``: ``"ttest"``, ``"wilcoxon"``, ``"nadeau_bengio"`` or ``"bayesian"``; extra keyword
+    ``test``: ``"ttest"``, ``"wilcoxon"``, ``"sign"``, ``"nadeau_bengio"`` or ``"bayesian"``; extra keyword
     arguments go to the test (``test_train_ratio=``, ``rope=``, ``rho=`` ...).
     """
     if test not in _TESTS:

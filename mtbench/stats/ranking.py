@@ -11,7 +11,8 @@ results table, refusing duplicated or missing cells.
 * :func:`pairwise_wilcoxon` - all pairs by Wilcoxon signed-rank with a Holm (or other)
   correction, the alternative Benavoli et al. (2016) recommend because its outcome for a pair
   does not depend on which other models are in the comparison.
-* :func:`correct_pvalues` - Holm, Hochberg, Benjamini-Hochberg, Bonferroni (statsmodels).
+* :func:`correct_pvalues` - Holm, Hochberg, Hommel, Benjamini-Hochberg, Bonferroni (statsmodels).
+* All pairs with Shaffer's or Bergmann-Hommel's procedure: :mod:`mtbench.stats.posthoc`.
 * :func:`plot_cd_diagram` - Demšar's critical-difference diagram (matplotlib).
 """
 
@@ -51,6 +52,7 @@ _CORRECTIONS = {
     "bonferroni": "bonferroni",
     "sidak": "sidak",
     "holm-sidak": "holm-sidak",
+    "hommel": "hommel",
     "none": None,
 }
 
@@ -201,7 +203,9 @@ def control_test(scores: pd.DataFrame, control: str, higher_is_better: bool = Tr
 
     ``correction="bonferroni"`` is the Bonferroni-Dunn test; ``"holm"`` (default) is uniformly
     more powerful (Demšar 2006, sec. 3.2.2). Columns ``model, rank, rank_difference, z, p_value,
-    p_adjusted``.
+    p_adjusted``. Sign: ``z = (R_model - R_control) / sqrt(k (k+1) / (6 N))`` with rank 1 = best,
+    so a *positive* z means the model ranks *worse* than the control (Demšar writes
+    ``(R_i - R_j)`` without fixing the order; the two-sided p-values do not depend on it).
     """
     s = _matrix(scores)
     if control not in s.columns:
@@ -219,7 +223,7 @@ def correct_pvalues(p_values, method: str = "holm", alpha: float = 0.05) -> np.n
     """Multiple-comparison adjusted p-values (``statsmodels.stats.multitest.multipletests``).
 
     ``method``: ``holm``, ``hochberg``, ``bh`` (Benjamini-Hochberg FDR), ``by``, ``bonferroni``,
-    ``sidak``, ``holm-sidak`` or ``none``.
+    ``sidak``, ``holm-sidak``, ``hommel`` (Hommel 1988, closed Simes tests) or ``none``.
     """
     from statsmodels.stats.multitest import multipletests
 

@@ -176,7 +176,7 @@ def reader_study(
     if len(mc):
         mc["p_adjusted"] = correct_pvalues(mc["p_value"].to_numpy(), correction)
     complete = data[readers_].dropna()
-    fk = fleiss_kappa(complete.astype(int)) if len(readers_) >= 2 and len(complete) else float("nan")
+    fk = float(fleiss_kappa(complete.astype(int))) if len(readers_) >= 2 and len(complete) else float("nan")
     pk = pairwise_kappa(data[readers_ + ["model_call"]].rename(columns={"model_call": "model"})) if readers_ else pd.DataFrame()
     auc = delong_auc(data["truth"].astype(int).to_numpy(), data["score"].to_numpy(), ci)
     return ReaderStudyResult(pd.DataFrame(rows), mc, fk, pk, auc, threshold, data, readers_)
