@@ -9,6 +9,10 @@
   approval, 1600 people surveyed twice): McNemar z^2 = 17.35 (uncorrected), p < 0.001.
 * Fagerland, Lydersen & Laake (2013), BMC Med Res Methodol 13:91, example (Bentur et al. 2009):
   discordant pairs 1 and 7: McNemar asymptotic p = 0.034, exact conditional p = 0.070.
+* Sign test on the sleep data: 9 of 9 non-zero differences favour drug 2; R's ``binom.test(9, 9)``
+  gives p-value = 0.003906 (= 2 / 2^9).
+* Cochran's Q: Conover (1999), Practical Nonparametric Statistics, p. 253, as in NIST Dataplot's
+  COCHRAN TEST example (12 cases, 3 treatments): Q = 2.8, p = 0.246597.
 """
 
 import numpy as np
@@ -68,6 +72,11 @@ def test_wilcoxon_matches_demsar_table_2():
     d = np.array(DEMSAR_C45M) - np.array(DEMSAR_C45)
     ranks = pd.Series(np.abs(d)).rank().to_numpy()
     assert ranks[d > 0].sum() + ranks[d == 0].sum() / 2 == 93
+    # R+ and R- as fields (Demšar: R+ = 93 for C4.5+m, R- = 12; here a - b = C4.5 - C4.5+m)
+    assert (r.r_plus, r.r_minus) == (12, 93)
+    assert r.median_difference == pytest.approx(np.median(-d)) and r.mean_difference == pytest.approx(np.mean(-d))
+    # one-sided: scipy's statistic is R+ (rank sum of positive a - b)
+    assert pt.wilcoxon_test(b, a, zero_method="zsplit", alternative="greater").statistic == 93
 
 
 def test_wilcoxon_matches_r_sleep_example():
@@ -112,6 +121,28 @@ def test_mcnemar_matches_agresti_and_fagerland():
     cb = np.r_[np.ones(1), np.zeros(1), np.ones(7), np.zeros(12)].astype(bool)
     assert pt.mcnemar_test(ca, cb, exact=True).p_value == pytest.approx(0.070, abs=5e-4)
     assert pt.mcnemar_test(ca, cb, exact=False, correction=False).p_value == pytest.approx(0.034, abs=5e-4)
+    # the same from 2 x 2 tables
+    assert pt.mcnemar_test([[1, 1], [7, 12]], exact=True).p_value == pytest.approx(0.070, abs=5e-4)
+    assert pt.mcnemar_test([[794, 150], [86, 570]], exact=False, correction=False).statistic == pytest.approx(17.35, abs=0.01)
+    with pytest.raises(ValueError, match="2 x 2"):
+        pt.mcnemar_test([[1, 2, 3]])
+
+
+def test_sign_test_matches_binom_test():
+    a, b = _sleep()
+    r = pt.sign_test(a, b)
+    assert r.statistic == 0 and r.p_value == pytest.approx(0.00390625, abs=1e-12)
+    assert r.note == "wins=0, losses=9, ties=1"
+    assert pt.sign_test(b, a, alternative="greater").p_value == pytest.approx(2.0**-9)
+
+
+def test_cochrans_q_matches_conover():
+    x = np.array([[1, 1, 1], [1, 1, 1], [0, 1, 0], [1, 1, 0], [0, 0, 0], [1, 1, 1], [1, 1, 1], [1, 1, 0], [0, 0, 1],
+                  [0, 1, 0], [1, 1, 1], [1, 1, 1]])
+    r = pt.cochrans_q_test(pd.DataFrame(x, columns=["a", "b", "c"]))
+    assert (r.statistic, r.p_value) == pytest.approx((2.8, 0.246597), abs=5e-7) and r.df == 2
+    with pytest.raises(ValueError, match="0/1"):
+        pt.cochrans_q_test(x + 1)
 
 
 def test_compare_paired_joins_long_results_by_key():

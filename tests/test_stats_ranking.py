@@ -110,3 +110,29 @@ def test_cd_diagram_draws():
     fig = rk.plot_cd_diagram(ranks, rk.critical_difference(4, 14, 0.10), title="Demšar Fig. 1")
     texts = [t.get_text() for t in fig.axes[0].texts]
     assert any("CD = 1.12" in t for t in texts) and any("C4.5+m+cf" in t for t in texts)
+
+
+def test_hommel_equals_closed_simes_tests():
+    # Hommel (1988, Biometrika 75:383) is the closed testing procedure with Simes' (1986) test:
+    # the adjusted p of H_i is the largest Simes p-value min_j |I| p_(j) / j over the sets I
+    # containing i. No printed numeric example was found, so the closure is computed here by brute force.
+    from itertools import combinations as comb
+
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.2, 0.025])
+    m = len(p)
+    expected = np.zeros(m)
+    for size in range(1, m + 1):
+        for subset in comb(range(m), size):
+            ps = np.sort(p[list(subset)])
+            simes = min(1.0, np.min(size * ps / np.arange(1, size + 1)))
+            for i in subset:
+                expected[i] = max(expected[i], simes)
+    np.testing.assert_allclose(rk.correct_pvalues(p, "hommel"), expected, rtol=1e-12)
+    assert (rk.correct_pvalues(p, "hommel") <= rk.correct_pvalues(p, "hochberg") + 1e-15).all()
+
+
+def test_control_test_z_sign():
+    # z = (R_model - R_control) / SE: positive when the model ranks worse (rank 1 = best)
+    ct = rk.control_test(TABLE6, "C4.5").set_index("model")
+    se = np.sqrt(4 * 5 / (6 * 14))
+    assert ct.loc["C4.5+m", "z"] == pytest.approx((2.000 - 3.143) / se, abs=2e-3)
