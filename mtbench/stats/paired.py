@@ -218,7 +218,7 @@ def wilcoxon_test(a, b=None, zero_method: str = "wilcox", alternative: str = "tw
                                 note="all differences are zero", median_difference=0.0, r_plus=0.0, r_minus=0.0)
     res = stats.wilcoxon(x, y, zero_method=zero_method, alternative=alternative, method=method, correction=correction)
     r_plus, r_minus = _signed_rank_sums(d, zero_method)
-    return PairedTestResult("wilcoxon", n, x.mean(), y.mean(), float(np.mean(d)), float(res.statistic),
+    return PairedTestResult("wilcoxon", n, float(x.mean()), float(y.mean()), float(np.mean(d)), float(res.statistic),
                             float(res.pvalue), alternative=alternative, note=f"zero_method={zero_method}",
                             median_difference=float(np.median(d)), r_plus=r_plus, r_minus=r_minus)
 
@@ -233,7 +233,7 @@ def sign_test(a, b=None, alternative: str = "two-sided") -> PairedTestResult:
     wins, losses = int((d > 0).sum()), int((d < 0).sum())
     ties = n - wins - losses
     p = stats.binomtest(wins, wins + losses, 0.5, alternative=alternative).pvalue if wins + losses else 1.0
-    return PairedTestResult("sign", n, x.mean(), y.mean(), float(np.mean(d)), float(wins), float(p),
+    return PairedTestResult("sign", n, float(x.mean()), float(y.mean()), float(np.mean(d)), float(wins), float(p),
                             alternative=alternative, note=f"wins={wins}, losses={losses}, ties={ties}",
                             median_difference=float(np.median(d)))
 
