@@ -4,8 +4,9 @@ Data: García S. & Herrera F. (2008), "An extension on 'Statistical comparisons 
 multiple data sets' for all pairwise comparisons", JMLR 9:2677-2694, the accuracies of C4.5,
 1-NN, NaiveBayes, Kernel and CN2 on 30 data sets, as distributed in the R package scmamp
 (Calvo & Santafé 2016, data set ``data.gh.2008``, read from github.com/b0rxa/scmamp
-data/data_gh_2008.RData). Published average ranks (G&H 2008, sec. 5): C4.5 2.100, 1-NN 3.250,
-NaiveBayes 2.200, Kernel 4.333, CN2 3.117.
+data/data_gh_2008.RData). Average ranks as G&H 2008 report them: C4.5 2.100, 1-NN 3.250,
+NaiveBayes 2.200, Kernel 4.333, CN2 3.117 (quoted from memory of the paper, which could not be
+opened in this session to re-check; they agree with the scmamp data to the printed 3 decimals).
 
 Not matched: the adjusted p-values of G&H 2008's table of the ten hypotheses could not be
 retrieved here (neither the paper's table nor R to run scmamp's adjustShaffer /
