@@ -8,8 +8,13 @@ CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 DIGITAL_XRAY = "1.2.840.10008.5.1.4.1.1.1.1"
 
 
-def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2", modality="CT", sop_class=CT_IMAGE):
-    """A minimal valid uncompressed DICOM image; ``series_uid`` sets SeriesInstanceUID."""
+def write_dicom(
+    path, array, series_uid=None, photometric="MONOCHROME2", modality="CT", sop_class=CT_IMAGE,
+    tags=None, transfer_syntax=None, signed=False,
+):
+    """A minimal valid DICOM image; ``series_uid`` sets SeriesInstanceUID, ``tags`` any other attributes
+    (e.g. ``ImagePositionPatient``), ``transfer_syntax`` compresses it (RLE, JPEG 2000: what pydicom can
+    encode), ``signed`` stores int16 (``PixelRepresentation`` 1)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -27,10 +32,14 @@ def write_dicom(path, array, series_uid=None, photometric="MONOCHROME2", modalit
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric
     ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = np.asarray(array).astype(np.uint16).tobytes()
+    ds.BitsStored = 16 if signed else 12
+    ds.HighBit = ds.BitsStored - 1
+    ds.PixelRepresentation = int(signed)
+    ds.PixelData = np.asarray(array).astype(np.int16 if signed else np.uint16).tobytes()
+    for k, v in (tags or {}).items():
+        setattr(ds, k, v)
+    if transfer_syntax is not None:
+        ds.compress(transfer_syntax)
     ds.save_as(path, enforce_file_format=True)
     return path
 
