@@ -44,6 +44,36 @@ def write_dicom(
     return path
 
 
+def write_ct_series(folder, slices, iop=(1, 0, 0, 0, 1, 0), ipps=None, pixel_spacing=(1.0, 1.0), tags=None,
+                    seed=1, **kw):
+    """A CT series of stored-value ``slices`` (intercept -1024) under shuffled file names ``IMG0000``...
+
+    ``ipps`` default: axial slices 2.5 mm apart. ``InstanceNumber`` runs backwards, so neither
+    file names nor instance numbers give the order: only the positions do. ``kw`` go to :func:`write_dicom`.
+    """
+    from pathlib import Path
+
+    from pydicom.uid import generate_uid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ipps = [(0.0, 0.0, 2.5 * k) for k in range(len(slices))] if ipps is None else ipps
+    uid = generate_uid()
+    order = np.random.default_rng(seed).permutation(len(slices))
+    for n, k in enumerate(order):
+        t = {
+            "ImageOrientationPatient": [float(v) for v in iop],
+            "ImagePositionPatient": [float(v) for v in ipps[k]],
+            "PixelSpacing": [float(v) for v in pixel_spacing],
+            "RescaleIntercept": -1024,
+            "RescaleSlope": 1,
+            "InstanceNumber": int(len(slices) - k),
+            **(tags or {}),
+        }
+        write_dicom(folder / f"IMG{n:04d}", slices[k], series_uid=uid, tags=t, **kw)
+    return folder
+
+
 def write_nifti(path, shape=(8, 8, 4), spacing=(0.5, 0.5, 5.0), affine=None, seed=0):
     import nibabel as nib
 

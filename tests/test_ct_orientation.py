@@ -10,7 +10,7 @@ cosines, LPS); NIfTI's world frame is RAS (LPS with x and y negated).
 import nibabel as nib
 import numpy as np
 import pytest
-from pydicom.uid import JPEG2000Lossless, RLELossless, generate_uid
+from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from mtbench.data.io import (
     CANONICAL_AXCODES,
@@ -21,7 +21,7 @@ from mtbench.data.io import (
     read_volume,
     write_nifti,
 )
-from tests._mtb_files import write_dicom
+from tests._mtb_files import write_ct_series
 
 D, H, W = 5, 36, 40  # in-plane >= 32: OpenJPEG's default 6 resolution levels
 DZ, DY, DX = 2.5, 0.8, 0.6
@@ -33,21 +33,7 @@ AFFINE = np.array([[0, 0, -DX, 30.0], [0, -DY, 0, 40.0], [DZ, 0, 0, 10.0], [0, 0
 
 
 def _series(folder, slices, iop, ipps, pixel_spacing, **kw):
-    folder.mkdir(parents=True, exist_ok=True)
-    uid = generate_uid()
-    order = np.random.default_rng(1).permutation(len(slices))  # shuffled file names
-    for n, k in enumerate(order):
-        tags = {
-            "ImageOrientationPatient": [float(v) for v in iop],
-            "ImagePositionPatient": [float(v) for v in ipps[k]],
-            "PixelSpacing": [float(v) for v in pixel_spacing],
-            "RescaleIntercept": -1024,
-            "RescaleSlope": 1,
-            "InstanceNumber": int(len(slices) - k),
-            **kw.pop("tags", {}),
-        }
-        write_dicom(folder / f"IMG{n:04d}", slices[k], series_uid=uid, tags=tags, **kw)
-    return folder
+    return write_ct_series(folder, slices, iop, ipps, pixel_spacing, **kw)
 
 
 def _axial(folder, **kw):
