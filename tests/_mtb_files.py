@@ -107,3 +107,62 @@ def write_ich_set(root, n_good=2, n_poor=2):
             rows.append({"Patient": pid, "Label (poor_prognosis)": label, "Age": 70 + 5 * i, "GCS": 15 - 4 * i})
     pd.DataFrame(rows).to_csv(root / "clinical.csv", index=False)
     return root
+
+
+CQ500_FINDINGS = ("ICH", "IPH", "IVH", "SDH", "EDH", "SAH", "Fracture", "CalvarialFracture", "MidlineShift", "MassEffect")
+
+
+def write_cq500_set(root, n_slices=22, size=16):
+    """Two CQ500 studies in the download layout: study 0 with a thin plain, a thick, a bone and a scout
+    series; study 1 with only a bone series (no usable series); reads.csv for studies 0, 1 and 7."""
+    from pathlib import Path
+
+    root = Path(root)
+    rng = np.random.default_rng(0)
+    vol = rng.integers(900, 1100, (n_slices, size, size)).astype(np.uint16)
+    s0 = root / "CQ500CT0 CQ500CT0" / "Unknown Study"
+    for name, thick, n, desc in (("CT PLAIN THIN", 0.625, n_slices, "CT PLAIN THIN"), ("CT 5mm", 5.0, n_slices, "CT 5mm"),
+                                 ("CT BONE", 0.625, n_slices, "CT BONE"), ("CT SCOUT", 0.5, 2, "SCOUT")):
+        ipps = [(0.0, 0.0, thick * k) for k in range(n)]
+        write_ct_series(s0 / name, list(vol[:n]), ipps=ipps, tags={"SliceThickness": thick, "SeriesDescription": desc})
+    write_ct_series(root / "CQ500CT1 CQ500CT1" / "Unknown Study" / "CT BONE", list(vol),
+                    tags={"SliceThickness": 0.625, "SeriesDescription": "CT BONE"})
+    rows = []
+    votes = {0: {"ICH": (1, 1, 0), "SDH": (1, 0, 0), "Fracture": (0, 1, 1)}, 1: {}, 7: {"ICH": (1, 1, 1)}}
+    for n, v in votes.items():
+        row = {"name": f"CQ500-CT-{n}", "Category": "B1"}
+        for r in range(3):
+            for f in CQ500_FINDINGS:
+                row[f"R{r + 1}:{f}"] = v.get(f, (0, 0, 0))[r]
+        rows.append(row)
+    pd.DataFrame(rows).to_csv(root / "reads.csv", index=False)
+    return root
+
+
+RSNA_SUBTYPES = ("any", "epidural", "intraparenchymal", "intraventricular", "subarachnoid", "subdural")
+
+
+def write_rsna_set(root, size=16):
+    """The RSNA 2019 Kaggle layout: two studies (3 and 2 slices, one flat folder of ID_<hex>.dcm) and
+    stage_2_train.csv with 6 ID_<slice>_<subtype> rows per slice; one labelled slice has no file."""
+    from pathlib import Path
+
+    from pydicom.uid import generate_uid
+
+    root = Path(root)
+    (root / "stage_2_train").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for s, (n, positives) in enumerate(((3, {1: ("any", "subdural")}), (2, {}))):
+        study, series = generate_uid(), generate_uid()
+        for k in range(n):
+            sid = f"ID_{s:02d}{k:07x}"
+            write_dicom(root / "stage_2_train" / f"{sid}.dcm", np.full((size, size), 1000 + k, np.uint16), series_uid=series,
+                        tags={"StudyInstanceUID": study, "PatientID": f"ID_patient{s}", "ImageOrientationPatient": [1, 0, 0, 0, 1, 0],
+                              "ImagePositionPatient": [0, 0, 5.0 * (n - k)], "PixelSpacing": [0.5, 0.5],
+                              "RescaleIntercept": -1024, "RescaleSlope": 1})
+            for t in RSNA_SUBTYPES:
+                rows.append({"ID": f"{sid}_{t}", "Label": int(t in positives.get(k, ()))})
+    for t in RSNA_SUBTYPES:
+        rows.append({"ID": f"ID_ffffffff_{t}", "Label": 0})
+    pd.DataFrame(rows).to_csv(root / "stage_2_train.csv", index=False)
+    return root
