@@ -166,3 +166,24 @@ def write_rsna_set(root, size=16):
         rows.append({"ID": f"ID_ffffffff_{t}", "Label": 0})
     pd.DataFrame(rows).to_csv(root / "stage_2_train.csv", index=False)
     return root
+
+
+def write_messy_table(root):
+    """A real-world own-data table: stray spaces and capitals in column names, RGB/RGBA/grayscale PNGs
+    of different sizes, a text-coded task, no patient column, one missing image."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    specs = [("a.png", "RGB", (60, 40)), ("b.png", "RGBA", (30, 90)), ("c.png", "L", (50, 50)), ("d.png", "L", (128, 64))]
+    for name, mode, (w, h) in specs:
+        chans = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+        arr = rng.integers(0, 255, (h, w, chans), dtype=np.uint8)
+        Image.fromarray(arr[..., 0] if chans == 1 else arr, mode).save(root / "img" / name)
+    pd.DataFrame({" Image ": ["img/a.png", "img/b.png", "img/c.png", "img/d.png", "img/missing.png"],
+                  "Outcome ": [1, 0, 1, 0, 1], " Severity": ["mild", "severe", "mild", "moderate", "mild"],
+                  "Centre": ["A", "A", "B", "B", "B"]}).to_csv(root / "labels.csv", index=False)
+    return root / "labels.csv"

@@ -227,7 +227,7 @@ def read_dicom_series(
     headers, skipped = [], []
     for f in files:
         try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
+            ds = pydicom.dcmread(f)  # once, with the (still encoded) pixel data: no second pass over the files
         except InvalidDicomError:
             if not skip_non_dicom:
                 raise DicomSeriesError(f"{f} is not a DICOM file.") from None
@@ -309,7 +309,7 @@ def read_dicom_series(
         first = headers[0][1]
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 1.0)
 
-    datasets = [pydicom.dcmread(f) for f, _ in headers]
+    datasets = [ds for _, ds in headers]
     decoded = [_hu(ds, pad_hu) for ds in datasets]
     bad = [str(f) for (f, _), (s, _) in zip(headers, decoded) if s.ndim != 2]
     if bad:

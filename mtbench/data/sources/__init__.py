@@ -20,6 +20,7 @@ _SOURCES: dict[str, str] = {
     "ich_ct": "mtbench.data.sources.ich_ct",
     "cq500": "mtbench.data.sources.cq500",
     "rsna_ich": "mtbench.data.sources.rsna_ich",
+    "table": "mtbench.data.sources.table",
 }
 
 
