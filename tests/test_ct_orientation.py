@@ -21,7 +21,7 @@ from mtbench.data.io import (
     read_volume,
     write_nifti,
 )
-from tests._mtb_files import write_ct_series
+from _mtb_files import write_ct_series
 
 D, H, W = 5, 36, 40  # in-plane >= 32: OpenJPEG's default 6 resolution levels
 DZ, DY, DX = 2.5, 0.8, 0.6

@@ -6,7 +6,7 @@ import pytest
 
 from mtbench.data.io import read_volume
 from mtbench.data.sources import get_source, list_datasets
-from tests._mtb_files import write_cq500_set, write_rsna_set
+from _mtb_files import write_cq500_set, write_rsna_set
 
 
 def test_cq500_selects_the_thin_plain_axial_series_and_votes(tmp_path):

@@ -75,7 +75,7 @@ def _ich_dicom_layout(root):
     import numpy as np
 
     from mtbench.data.io import read_dicom_series, write_nifti
-    from tests._mtb_files import write_ct_series
+    from _mtb_files import write_ct_series
 
     stored = np.random.default_rng(3).integers(900, 1100, (6, 32, 32)).astype(np.uint16)
     series = write_ct_series(root / "GOOD_PROGNOSIS" / "P1", list(stored), pixel_spacing=(0.5, 0.5))
@@ -101,12 +101,11 @@ def test_dicom_series_folders_and_plain_nifti_are_volumes_read_canonically(tmp_p
     np.testing.assert_allclose(a, b, atol=1e-4)  # same canonical orientation whatever the file type
     loader(m.loc["P1"])
     assert loader.cache.misses == 2 and loader.cache.hits == 1
-    assert stored.shape[0] == 6
 
 
 def test_loose_dicom_files_refused_and_zero_volumes_fail_the_check(tmp_path):
     from mtbench.data.validate import validate_dataset
-    from tests._mtb_files import write_ct_series
+    from _mtb_files import write_ct_series
 
     import numpy as np
 

@@ -6,7 +6,7 @@ import pytest
 
 from mtbench.data.sources import get_source
 from mtbench.data.sources.table import load_image, load_manifest, parse_tasks
-from tests._mtb_files import write_ct_series, write_messy_table
+from _mtb_files import write_ct_series, write_messy_table
 
 
 def test_messy_table_loads_and_says_what_it_assumed(tmp_path):

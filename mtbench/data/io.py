@@ -24,10 +24,9 @@ One canonical orientation (:data:`CANONICAL_AXCODES` = ``("S", "P", "L")``)
 from __future__ import annotations
 
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
