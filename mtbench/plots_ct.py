@@ -14,6 +14,44 @@ def _display(vol: np.ndarray, window) -> np.ndarray:
     return named_window(vol, window) if window is not None else vol
 
 
+# ------------------------------------------------------------------ orientation
+PLANES = ("axial", "coronal", "sagittal")
+LETTERS = {"axial": ("A", "P", "R", "L"), "coronal": ("S", "I", "R", "L"), "sagittal": ("S", "I", "A", "P")}
+"""(top, bottom, left, right) of each displayed plane: the radiological convention (patient's right
+on the viewer's left; superior up; sagittal facing left)."""
+
+
+def plane(volume: np.ndarray, name: str, index: int) -> np.ndarray:
+    """The 2D ``name`` plane through ``index`` of a canonical ``[D, H, W]`` volume, ready for ``imshow``.
+
+    Canonical volumes (every mtbench reader: ``(d, h, w)`` towards (S, P, L)) give :data:`LETTERS`:
+    the axial plane is stored that way already; coronal and sagittal are flipped so superior is up.
+    """
+    if name == "axial":
+        return volume[index]
+    if name == "coronal":
+        return volume[::-1, index, :]
+    if name == "sagittal":
+        return volume[::-1, :, index]
+    raise ValueError(f"Unknown plane {name!r}; one of {PLANES}.")
+
+
+def plane_aspect(name: str, spacing: Sequence[float]) -> float:
+    """``imshow`` aspect (row spacing / column spacing) of a plane, from the voxel ``spacing`` ``(dz, dy, dx)``."""
+    dz, dy, dx = (float(v) for v in spacing)
+    return {"axial": dy / dx, "coronal": dz / dx, "sagittal": dz / dy}[name]
+
+
+def orientation_letters(ax, name: str, color: str = "yellow", fontsize: int = 8) -> None:
+    """Write the patient-direction letters of plane ``name`` on the four edges of ``ax``."""
+    top, bottom, left, right = LETTERS[name]
+    kw = dict(transform=ax.transAxes, color=color, fontsize=fontsize, fontweight="bold")
+    ax.text(0.5, 0.98, top, ha="center", va="top", **kw)
+    ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **kw)
+    ax.text(0.02, 0.5, left, ha="left", va="center", **kw)
+    ax.text(0.98, 0.5, right, ha="right", va="center", **kw)
+
+
 def plot_three_planes(
     volume: np.ndarray,
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
@@ -21,30 +59,28 @@ def plot_three_planes(
     mask: np.ndarray | None = None,
     center: Sequence[int] | None = None,
     title: str | None = None,
+    letters: bool = True,
 ):
     """Axial, coronal and sagittal slices through ``center`` (default: the mask's centre or the
-    volume's), with the physical aspect ratio from ``spacing`` (dz, dy, dx) and an optional mask
-    contour in red. ``volume`` is ``[D, H, W]`` in HU; ``window`` a preset name, ``"cobo"``,
-    a ``(level, width)`` pair or ``None`` for raw values."""
+    volume's), with the physical aspect ratio from ``spacing`` (dz, dy, dx), orientation letters
+    (:data:`LETTERS`; the volume must be canonical, as every mtbench reader returns it) and an
+    optional mask contour in red. ``volume`` is ``[D, H, W]`` in HU; ``window`` a preset name,
+    ``"cobo"``, a ``(level, width)`` pair or ``None`` for raw values."""
     vol = np.asarray(volume, dtype=np.float32)
     if center is None:
         if mask is not None and mask.any():
             center = [int(round(c)) for c in np.argwhere(mask).mean(0)]
         else:
             center = [s // 2 for s in vol.shape]
-    d, h, w = center
-    dz, dy, dx = spacing
     img = _display(vol, window)
-    views = [
-        ("axial", img[d], None if mask is None else mask[d], dy / dx),
-        ("coronal", img[::-1, h, :], None if mask is None else mask[::-1, h, :], dz / dx),
-        ("sagittal", img[::-1, :, w], None if mask is None else mask[::-1, :, w], dz / dy),
-    ]
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
-    for ax, (name, sl, m, aspect) in zip(axes, views):
-        ax.imshow(sl, cmap="gray", aspect=aspect, vmin=0 if window is not None else None, vmax=1 if window is not None else None)
-        if m is not None and m.any():
-            ax.contour(m.astype(float), levels=[0.5], colors="r", linewidths=0.8)
+    for ax, name, c in zip(axes, PLANES, center):
+        ax.imshow(plane(img, name, c), cmap="gray", aspect=plane_aspect(name, spacing),
+                  vmin=0 if window is not None else None, vmax=1 if window is not None else None)
+        if mask is not None and plane(mask, name, c).any():
+            ax.contour(plane(mask, name, c).astype(float), levels=[0.5], colors="r", linewidths=0.8)
+        if letters:
+            orientation_letters(ax, name)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
     if title:

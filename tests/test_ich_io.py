@@ -95,9 +95,10 @@ def test_nifti_reoriented_to_canonical():
     raw = nib.load(path)
     assert "".join(nib.aff2axcodes(raw.affine)) == "LAS"
     vol = read_nifti(path)
-    expected = np.transpose(raw.get_fdata()[::-1], (2, 1, 0))  # flip L->R, then [S, A, R]
+    # canonical (d, h, w) = (S, P, L): d = k (S), h = j reversed (A -> P), w = i (already L)
+    expected = np.transpose(raw.get_fdata(), (2, 1, 0))[:, ::-1, :]
     np.testing.assert_allclose(vol.array, expected, rtol=1e-6)
-    assert vol.meta["axcodes"] == "RAS" and vol.meta["source_axcodes"] == "LAS"
+    assert vol.meta["axcodes"] == "LAS" and nib.aff2axcodes(vol.affine) == ("S", "P", "L")
     assert vol.spacing == pytest.approx((2.0, 2.0, 2.0))
     with pytest.raises(ValueError, match="3D image"):
         read_nifti(Path(data_path) / "example4d.nii.gz")

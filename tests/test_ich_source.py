@@ -67,3 +67,56 @@ def test_refuses_bad_layout(tmp_path):
 def test_registered():
     assert "ich_ct" in list_datasets()
     assert get_source("ich_ct").NAME == "ich_ct"
+
+
+def _ich_dicom_layout(root):
+    """GOOD_PROGNOSIS/P1/ a DICOM series (shuffled names); POOR_PROGNOSIS/P2.nii.gz (no _brain suffix),
+    written from the same stored values so both patients must read identically."""
+    import numpy as np
+
+    from mtbench.data.io import read_dicom_series, write_nifti
+    from _mtb_files import write_ct_series
+
+    stored = np.random.default_rng(3).integers(900, 1100, (6, 32, 32)).astype(np.uint16)
+    series = write_ct_series(root / "GOOD_PROGNOSIS" / "P1", list(stored), pixel_spacing=(0.5, 0.5))
+    (root / "POOR_PROGNOSIS").mkdir(parents=True)
+    write_nifti(read_dicom_series(series), root / "POOR_PROGNOSIS" / "P2.nii.gz")
+    pd.DataFrame({"Patient": ["P1", "P2"], "Label (poor_prognosis)": [0, 1], "Age": [70, 85], "GCS": [14, 6]}).to_csv(
+        root / "clinical.csv", index=False)
+    return stored
+
+
+def test_dicom_series_folders_and_plain_nifti_are_volumes_read_canonically(tmp_path):
+    import numpy as np
+
+    from mtbench.data.cache import VolumeLoader
+    from mtbench.data.transforms import CTPreprocess
+
+    stored = _ich_dicom_layout(tmp_path)
+    m = load_manifest(tmp_path).set_index("patient_id")
+    assert list(m.index) == ["P1", "P2"] and m.loc["P2", "gcs_bin"] == 1
+    assert m.loc["P1", "path"].endswith("P1") and m.loc["P2", "path"].endswith("P2.nii.gz")
+    loader = VolumeLoader(CTPreprocess(), cache_dir=tmp_path / "cache")
+    a, b = loader(m.loc["P1"]), loader(m.loc["P2"])
+    np.testing.assert_allclose(a, b, atol=1e-4)  # same canonical orientation whatever the file type
+    loader(m.loc["P1"])
+    assert loader.cache.misses == 2 and loader.cache.hits == 1
+
+
+def test_loose_dicom_files_refused_and_zero_volumes_fail_the_check(tmp_path):
+    from mtbench.data.validate import validate_dataset
+    from _mtb_files import write_ct_series
+
+    import numpy as np
+
+    for f in ("GOOD_PROGNOSIS", "POOR_PROGNOSIS"):
+        (tmp_path / f).mkdir()
+    pd.DataFrame({"Patient": ["1"], "Label (poor_prognosis)": [0], "Age": [50], "GCS": [15]}).to_csv(tmp_path / "c.csv", index=False)
+    (tmp_path / "GOOD_PROGNOSIS" / "scan.mha").write_text("x")
+    with pytest.raises(ValueError, match=r"No CT volume found.*scan\.mha"):
+        load_manifest(tmp_path)
+    report = validate_dataset("ich_ct", root=tmp_path, read_files=False, hash_files=False)
+    assert not report.ok and "No CT volume" in report.format()
+    write_ct_series(tmp_path / "POOR_PROGNOSIS", [np.zeros((4, 4), np.uint16)] * 2)
+    with pytest.raises(ValueError, match=r"2 DICOM file\(s\) lie loose.*IMG000"):
+        load_manifest(tmp_path)

@@ -24,7 +24,7 @@ import numpy as np
 from mtbench.data.io import Volume, read_volume
 from mtbench.data.transforms import CTPreprocess
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: every reader returns the canonical (S, P, L) orientation (NIfTI arrays changed)
 
 
 def _source_fingerprint(source: str | os.PathLike) -> dict[str, Any]:

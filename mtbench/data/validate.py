@@ -287,7 +287,10 @@ def read_error(path: str | os.PathLike) -> str | None:
     path = Path(path)
     name = path.name.lower()
     try:
-        if path.is_dir():
+        if path.is_dir():  # a DICOM series folder: read it as the adapters' loader will
+            from mtbench.data.io import read_dicom_series
+
+            read_dicom_series(path)
             return None
         if name.endswith(NIFTI_SUFFIXES):
             import nibabel as nib
@@ -544,6 +547,8 @@ def validate_dataset(name: str, root: str | os.PathLike | None = None, read_file
     except LOAD_ERRORS as err:
         report.error("load-failed", f"{type(err).__name__}: {err}", file=root)
         return report
+    if len(manifest) == 0:  # an adapter that found nothing must not pass as "0 error(s)"
+        report.error("no-images", "the adapter found no image (check the folder layout in the data card)", file=root)
     adapter_rep = manifest.attrs.get("validation")
     if isinstance(adapter_rep, Report):
         report.extend(adapter_rep)

@@ -82,7 +82,9 @@ def _center(sal: np.ndarray, mask: np.ndarray | None, index) -> tuple[int, int, 
 
 
 def _planes(vol: np.ndarray, c) -> list[np.ndarray]:
-    return [vol[c[0]], vol[:, c[1], :], vol[:, :, c[2]]]
+    from mtbench.plots_ct import PLANES, plane  # one display orientation for every CT figure
+
+    return [plane(vol, name, i) for name, i in zip(PLANES, c)]
 
 
 PLANE_NAMES = ("axial (z)", "coronal (y)", "sagittal (x)")
@@ -96,13 +98,19 @@ def plot_volume_planes(
     index: Sequence[int] | None = None,
     alpha: float = 0.45,
     cmap: str = "jet",
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
 ):
     """Three orthogonal planes of one volume, one row per head, through ``index`` (``(z, y, x)``).
 
     ``volume`` ``[B, C, D, H, W]`` (or ``[D, H, W]`` for one sample); the planes pass through the
     lesion's centre when ``mask`` (``[D, H, W]`` of that sample) is given, else through each head's
     saliency maximum (then the planes differ between rows; the voxel is in the row title).
+    Planes are displayed like :func:`mtbench.plots_ct.plot_three_planes` (canonical orientation,
+    superior up, orientation letters) with the aspect from the voxel ``spacing`` ``(dz, dy, dx)``
+    of the model input.
     """
+    from mtbench.plots_ct import PLANES, orientation_letters, plane_aspect
+
     sal = {saliency.task: saliency} if isinstance(saliency, Saliency) else dict(saliency)
     vol = np.asarray(volume)
     vol = vol[sample, 0] if vol.ndim == 5 else vol
@@ -112,6 +120,7 @@ def plot_volume_planes(
     c0 = _center(vol, mask, index) if (index is not None or mask is not None) else tuple(s // 2 for s in vol.shape)
     for k, pl in enumerate(_planes(vol, c0)):
         axes[0, k].imshow(pl, cmap="gray", vmin=0, vmax=1)
+        orientation_letters(axes[0, k], PLANES[k])
         if mask is not None:
             mk = _planes(mask, c0)[k]
             if mk.any():
@@ -125,6 +134,10 @@ def plot_volume_planes(
         c = _center(m, mask, index)
         for k in range(3):
             _overlay(axes[r, k], _planes(vol, c)[k], _planes(m, c)[k], alpha, cmap, None if mask is None else _planes(mask, c)[k])
+            orientation_letters(axes[r, k], PLANES[k])
+    for k, name in enumerate(PLANES):  # imshow's aspect: row spacing / column spacing, in mm
+        for ax in axes[:, k]:
+            ax.set_aspect(plane_aspect(name, spacing))
         axes[r, 0].set_ylabel(f"{head}\n({s.method})", fontsize=8)
         axes[r, 1].set_title(f"{s.targets[sample]} at (z, y, x) = {c}", fontsize=7)
     fig.suptitle(PER_IMAGE_NOTE, fontsize=8)

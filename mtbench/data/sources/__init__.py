@@ -18,6 +18,9 @@ _SOURCES: dict[str, str] = {
     "brixia": "mtbench.data.sources.brixia",
     "asah": "mtbench.data.sources.asah",
     "ich_ct": "mtbench.data.sources.ich_ct",
+    "cq500": "mtbench.data.sources.cq500",
+    "rsna_ich": "mtbench.data.sources.rsna_ich",
+    "table": "mtbench.data.sources.table",
 }
 
 

@@ -7,6 +7,13 @@ per patient, in two folders by outcome, and a clinical table::
     <root>/POOR_PROGNOSIS/<id>_brain.nii.gz
     <root>/<clinical>.csv (or .xlsx)   columns Patient, Label (poor_prognosis), Age, GCS, ...
 
+Each prognosis folder may also hold ``<id>.nii(.gz)`` files (without the ``_brain`` suffix) or one
+folder of DICOM slices per patient (``<id>/``, one series, any file names): the folder is the
+image path, read by :func:`mtbench.data.io.read_dicom_series` into the canonical orientation and
+cached by :class:`mtbench.data.cache.VolumeLoader` like a NIfTI file. Loose DICOM slices directly in
+a prognosis folder are refused (which patient they belong to is not in the layout), and so is a
+set that yields no volume; the error lists the files that were ignored.
+
 Labels exactly as the paper derived them:
 
 ``prognosis``  1 = poor (column ``Label (poor_prognosis)``; the folder must agree);
@@ -38,7 +45,19 @@ DEFAULT_FOLDER = "head_ct_ich"
 PUBLISHED = {"n": 261, "good": 99, "poor": 162}
 FOLDERS = {"GOOD_PROGNOSIS": 0, "POOR_PROGNOSIS": 1}
 COLUMNS = {"patient": "Patient", "label": "Label (poor_prognosis)", "age": "Age", "gcs": "GCS"}
-_SUFFIX = re.compile(r"_brain\.nii(\.gz)?$")
+_SUFFIX = re.compile(r"(_brain)?\.nii(\.gz)?$", re.IGNORECASE)
+
+
+def _is_dicom(path: Path) -> bool:
+    from pydicom.misc import is_dicom
+
+    return path.suffix.lower() == ".dcm" or is_dicom(path)
+
+
+def _dicom_folder(path: Path) -> bool:
+    """A folder holding DICOM files (the first few checked; the series itself is checked when read)."""
+    files = [f for f in sorted(path.iterdir()) if f.is_file() and not f.name.startswith(".")][:5]
+    return any(_is_dicom(f) for f in files)
 
 
 def _find_clinical(root: Path, clinical: str | os.PathLike | None) -> Path:
@@ -104,16 +123,28 @@ def load_manifest(
     if missing_folders:
         raise FileNotFoundError(f"{str(root)!r} lacks the folder(s) {missing_folders} (expected {list(FOLDERS)}).")
     images = []
-    other_files = []
+    other_files, loose_dicom = [], []
     for folder, label in FOLDERS.items():
         for f in sorted((root / folder).iterdir()):
             m = _SUFFIX.search(f.name)
-            if not f.is_file():
+            if f.name.startswith("."):
                 continue
-            if not m:
+            if f.is_dir():
+                if _dicom_folder(f):
+                    images.append({"patient_id": f.name, "path": str(f), "folder": folder, "folder_label": label})
+                else:
+                    other_files.append(str(f))
+            elif m:
+                images.append({"patient_id": f.name[: m.start()], "path": str(f), "folder": folder, "folder_label": label})
+            elif _is_dicom(f):
+                loose_dicom.append(str(f))
+            else:
                 other_files.append(str(f))
-                continue
-            images.append({"patient_id": f.name[: m.start()], "path": str(f), "folder": folder, "folder_label": label})
+    if loose_dicom:
+        raise ValueError(
+            f"{len(loose_dicom)} DICOM file(s) lie loose in the prognosis folders, e.g. {loose_dicom[:5]}: put each "
+            "patient's series in its own folder (<folder>/<patient id>/*.dcm); the folder name is the patient id."
+        )
     img = pd.DataFrame(images, columns=["patient_id", "path", "folder", "folder_label"])
     dup = img["patient_id"].duplicated(keep=False)
     if dup.any():
@@ -121,6 +152,11 @@ def load_manifest(
 
     clin_path = _find_clinical(root, clinical)
     clin = read_clinical(clin_path)
+    if not images:
+        raise ValueError(
+            f"No CT volume found in {str(root)!r} ({', '.join(FOLDERS)}): expected <id>_brain.nii.gz, <id>.nii(.gz) "
+            f"or one DICOM series folder per patient; ignored {len(other_files)} entr(ies): {other_files[:8]}."
+        )
     clin = clin.rename(columns={COLUMNS["patient"]: "patient_id", COLUMNS["label"]: "label", COLUMNS["age"]: "age", COLUMNS["gcs"]: "gcs"})
     clin["patient_id"] = clin["patient_id"].astype(str).str.strip()
     cdup = clin["patient_id"].duplicated(keep=False)
