@@ -1,6 +1,8 @@
 """Run folders: where an experiment writes its configuration, provenance and results.
 
-A run never overwrites another: each gets a new folder ``<root>/<experiment>/<timestamp>-<profile>``.
+A configuration has one folder, ``<root>/<experiment>/<profile>-<config hash>`` (:func:`run_dir_for`):
+re-running the same command resumes it unit by unit, a changed configuration gets a new folder, so
+results are never overwritten (:func:`create_run_dir` makes a fresh ``<timestamp>-<profile>`` one).
 """
 
 from __future__ import annotations
