@@ -6,8 +6,8 @@ lines of traceback; a developer needs the traceback. :func:`friendly_errors` wra
 
 * any exception (and ``SystemExit("message")``) prints ``mtbench: error: <message>`` on stderr,
   on one line, and returns 2 (argparse's own usage errors already exit 2 and pass through);
-* ``--debug`` anywhere in ``argv`` (or ``MTBENCH_DEBUG=1``) is removed from ``argv`` and lets the
-  exception propagate with its full traceback;
+* ``--debug`` anywhere in ``argv`` is removed from ``argv`` and lets the exception propagate with
+  its full traceback;
 * Ctrl-C returns 130 with one line.
 
 Example::
@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from typing import Callable, Sequence
 
@@ -53,7 +52,7 @@ def friendly_errors(main: Callable[[Sequence[str] | None], int] | None = None, *
         @functools.wraps(fn)
         def wrapper(argv: Sequence[str] | None = None) -> int:
             argv = list(sys.argv[1:] if argv is None else argv)
-            debug = DEBUG_FLAG in argv or os.environ.get("MTBENCH_DEBUG", "") not in ("", "0")
+            debug = DEBUG_FLAG in argv
             argv = [a for a in argv if a != DEBUG_FLAG]
             if debug:
                 return fn(argv)
