@@ -20,6 +20,8 @@ from typing import Any, Sequence
 
 import yaml
 
+from mtbench.cli_errors import friendly_errors
+
 
 def _set_nested(cfg: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
@@ -227,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="mtbench", description="Multi-task learning for medical-image prognosis.")
     parser.add_argument("--version", action="version", version=f"mtbench {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback on errors (also after the command)")
     sub = parser.add_subparsers(dest="command")
     p_list = sub.add_parser("list", help="list backbones, experiments, datasets, weightings or metrics")
     p_list.add_argument("what", choices=["backbones", "experiments", "datasets", "weightings", "metrics"])
@@ -258,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@friendly_errors  # errors: one line, exit code 2; --debug anywhere shows the traceback
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

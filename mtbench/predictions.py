@@ -57,6 +57,29 @@ def validate_predictions(df: pd.DataFrame, tasks: Sequence[Task] | Mapping[str, 
         missing += [c for c in task.target_columns() + task.output_columns() if c not in df.columns]
     if missing:
         raise ValueError(f"Predictions table lacks columns {missing} (has {list(df.columns)}).")
+    # One row per sample (per data set: a multi-dataset table may hold an image once per set, each
+    # row labelled for its own set's tasks), and no task may see a sample twice.
+    key = [c for c in ("dataset", ID_COLUMN) if c in df.columns]
+    _refuse_duplicates(df, df.duplicated(key, keep=False), f"duplicated {' + '.join(key)}")
+    for task in tasks.values():
+        _check_task_duplicates(df, task)
+
+
+def _refuse_duplicates(df: pd.DataFrame, dup: pd.Series, what: str) -> None:
+    if dup.any():
+        ids = pd.unique(df.loc[dup, ID_COLUMN].astype(str))
+        raise ValueError(f"Predictions table has {int(dup.sum())} rows with {what} ({len(ids)} ids, e.g. "
+                         f"{list(ids[:5])}): each would count more than once in the metrics.")
+
+
+def _check_task_duplicates(df: pd.DataFrame, task: Task, labelled: np.ndarray | None = None) -> None:
+    if ID_COLUMN not in df.columns:
+        return
+    if labelled is None:
+        labelled = df[task.target_columns()].notna().all(axis=1).to_numpy()
+    sub = df.loc[np.asarray(labelled, bool)]
+    _refuse_duplicates(sub, sub[ID_COLUMN].astype(str).duplicated(keep=False),
+                       f"a sample id labelled twice for task {task.name!r}")
 
 
 def task_arrays(df: pd.DataFrame, task: Task) -> TaskArrays:
@@ -67,6 +90,9 @@ def task_arrays(df: pd.DataFrame, task: Task) -> TaskArrays:
             raise KeyError(f"Predictions table has no column {c!r} for task {task.name!r}.")
     y = df[tcols].to_numpy(dtype=float)
     keep = ~np.isnan(y).any(axis=1)
+    if task.kind == "segmentation":
+        keep = _segmentation_rows(df, task, keep)
+    _check_task_duplicates(df, task, keep)
     y = y[keep]
     pred = df.loc[keep, task.pred_columns()].to_numpy(dtype=float)
     if task.kind == "segmentation":
@@ -82,6 +108,19 @@ def task_arrays(df: pd.DataFrame, task: Task) -> TaskArrays:
     if task.kind == "binary":
         prob = prob[:, 0]
     return TaskArrays(y, prob, pred)
+
+
+def _segmentation_rows(df: pd.DataFrame, task: Task, volume_known: np.ndarray) -> np.ndarray:
+    """A sample has a mask where its Dice is known; refuse one whose true volume is then unknown
+    (a blank ``voxel_ml``): dropping it would silently leave it out of Dice and IoU too."""
+    has_mask = df[f"{task.name}.dice"].notna().to_numpy()
+    lost = has_mask & ~volume_known
+    if lost.any():
+        ids = df.loc[lost, ID_COLUMN].astype(str).tolist() if ID_COLUMN in df.columns else np.flatnonzero(lost).tolist()
+        raise ValueError(f"Task {task.name!r}: {int(lost.sum())} samples have a mask (Dice known) but no true volume "
+                         f"({task.name}.volume_true_ml is NaN; unknown voxel size?), e.g. {ids[:5]}. "
+                         "Give every masked sample a voxel size (meta voxel_ml or task.voxel_spacing).")
+    return volume_known
 
 
 def tasks_from_attrs(df: pd.DataFrame) -> dict[str, Task]:

@@ -1,10 +1,13 @@
 """Run folders: where an experiment writes its configuration, provenance and results.
 
-A run never overwrites another: each gets a new folder ``<root>/<experiment>/<timestamp>-<profile>``.
+A configuration has one folder, ``<root>/<experiment>/<profile>-<config hash>`` (:func:`run_dir_for`):
+re-running the same command resumes it unit by unit, a changed configuration gets a new folder, so
+results are never overwritten (:func:`create_run_dir` makes a fresh ``<timestamp>-<profile>`` one).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import socket
@@ -16,6 +19,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from mtbench.locks import FolderLock
 from mtbench.profiles import current_profile, runs_root
 
 
@@ -219,17 +223,19 @@ def run_experiment(
                 print(f"[skip] {key}: finished earlier")
             continue
         unit_dir = run_dir / "units" / key
-        if main:
-            unit_dir.mkdir(parents=True, exist_ok=True)
-            if progress:
+        with FolderLock(unit_dir) if main else contextlib.nullcontext():  # one job per unit folder
+            ddp.barrier()
+            if is_done(run_dir, unit):  # another job finished it while this one waited for the lock
+                skipped.append(key)
+                continue
+            if main and progress:
                 print(f"[unit] {key}")
-        ddp.barrier()
-        t0 = time.perf_counter()
-        experiment.run_unit(config, unit, unit_dir, progress)
-        if main:
-            (unit_dir / UNIT_DONE).write_text(json.dumps({"unit": key, "seconds": time.perf_counter() - t0,
-                                                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
-        ddp.barrier()
+            t0 = time.perf_counter()
+            experiment.run_unit(config, unit, unit_dir, progress)
+            if main:
+                (unit_dir / UNIT_DONE).write_text(json.dumps({"unit": key, "seconds": time.perf_counter() - t0,
+                                                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+            ddp.barrier()
         ran.append(key)
     return {"ran": ran, "skipped": skipped}
 

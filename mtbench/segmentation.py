@@ -66,6 +66,11 @@ def summarise_batch(
     true = target.detach().float().reshape(prob.shape).cpu().numpy() >= 0.5
     ok = np.ones(b, bool) if present is None else present.detach().reshape(-1).cpu().numpy().astype(bool)
     vox = _voxel_ml(task, meta, b)
+    unknown = ok & ~(np.isfinite(vox) & (vox > 0))
+    if unknown.any():  # a NaN volume would drop the sample from Dice/IoU later, without a word
+        ids = [list(meta["sample_id"])[i] for i in np.flatnonzero(unknown)] if meta and "sample_id" in meta else np.flatnonzero(unknown).tolist()
+        raise ValueError(f"Task {task.name!r}: samples {ids} have a mask but a blank or invalid voxel size "
+                         "(meta voxel_ml); volumes in mL need it.")
     v_pred = pred.reshape(b, -1).sum(1) * vox
     v_true = np.where(ok, true.reshape(b, -1).sum(1) * vox, np.nan)
     dice = np.where(ok, dice_score(pred, true), np.nan)

@@ -20,3 +20,11 @@ def shared_data():
             pytest.fail(f"CI must have the real data at {root} (MTBENCH_DATA_ROOT)")
         pytest.skip(f"real public data not found at {root}; set MTBENCH_DATA_ROOT")
     return root
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the item (``item.rep_call.passed``) for fixtures to read."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

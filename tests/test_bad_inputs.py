@@ -1,7 +1,15 @@
 """Bad input, tried: each adapter and public entry point gets a broken input and must answer with a
-clear message (matched here), not a deep traceback. One test per bad input; BAD_INPUTS counts them."""
+clear message (matched here), not a deep traceback. One test per bad input (``bad(name)`` names it).
 
+The count: :func:`test_count_bad_inputs_refused` runs this file in a child pytest and counts the
+distinct names of the tests that *passed* there, i.e. whose bad input was tried and refused as
+expected; it does not depend on the order the tests run in here.
+"""
+
+import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -41,13 +49,25 @@ def cohen_copy(shared_data, tmp_path):
     return root
 
 
-# (name, expected message) for the note: what each bad input produced.
-BAD_INPUTS = []
+# Names of the bad inputs the running test tries; written to $MTBENCH_BAD_INPUTS_LOG (set by the
+# count test for its child run) only when the test passed, i.e. every input it names was refused.
+_LOG = os.environ.get("MTBENCH_BAD_INPUTS_LOG")
+_TRIED: list[str] = []
 
 
 def bad(name):
-    BAD_INPUTS.append(name)
+    _TRIED.append(name)
     return name
+
+
+@pytest.fixture(autouse=True)
+def _record_refusals(request):
+    _TRIED.clear()
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if _LOG and rep is not None and rep.passed:
+        with open(_LOG, "a", encoding="utf-8") as fh:
+            fh.writelines(f"{name}\n" for name in _TRIED)
 
 
 # ------------------------------------------------------------------------------------- adapters
@@ -325,7 +345,15 @@ def test_task_names_not_tasks():
         MultiTaskLoss(["prognosis"])
 
 
-def test_zz_count_bad_inputs():
-    """The note's count (run last in this file): every bad input above was tried."""
-    assert len(BAD_INPUTS) >= 35, BAD_INPUTS
-    print(f"\n{len(BAD_INPUTS)} bad inputs tried")
+def test_count_bad_inputs_refused(shared_data, tmp_path):
+    """The note's count: distinct bad inputs tried and refused, from a full child run of this file."""
+    if _LOG:
+        pytest.skip("the child run does not count itself")
+    log = tmp_path / "refused.txt"
+    env = {**os.environ, "MTBENCH_BAD_INPUTS_LOG": str(log), "MTBENCH_DATA_ROOT": str(shared_data)}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "not count_bad_inputs"],
+                         capture_output=True, text=True, env=env, cwd=os.path.dirname(__file__), timeout=600)
+    refused = set(log.read_text(encoding="utf-8").splitlines()) if log.is_file() else set()
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert len(refused) >= 35, sorted(refused)
+    print(f"\n{len(refused)} distinct bad inputs tried and refused")

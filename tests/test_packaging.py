@@ -58,3 +58,15 @@ def test_readme_has_exactly_the_two_commands_and_ci_calls_the_test_one():
     commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.split("#")[0].strip()]
     assert commands == ["make quickstart", "make test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_data_cards_ship_as_package_data():
+    """After `pip install .` the cards must be inside the package, or the schema checks are skipped
+    (issue 14); scripts/wheel_check.sh checks the built wheel itself in CI."""
+    from mtbench.data.cards import cards_dir, list_cards
+
+    pkg = ROOT / "mtbench"
+    assert cards_dir().resolve().is_relative_to(pkg.resolve()), cards_dir()
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mtbench"]
+    shipped = {p.stem for pat in patterns for p in pkg.glob(pat)}
+    assert set(list_cards()) <= shipped and "cohen_covid" in shipped

@@ -71,9 +71,9 @@ def test_plan_then_units_then_report_round_trip(tmp_path, capsys):
 
 def test_select_unknown_unit_fails_clearly(tmp_path):
     with pytest.raises(ValueError, match="No unit matches"):
-        main(["run", "quickstart", "--out", str(tmp_path), "--arm", "nope", *TINY])
+        main(["run", "quickstart", "--out", str(tmp_path), "--arm", "nope", *TINY, "--debug"])
     with pytest.raises(ValueError, match="have no 'fold'"):
-        main(["run", "quickstart", "--out", str(tmp_path), "--fold", "1", *TINY])
+        main(["run", "quickstart", "--out", str(tmp_path), "--fold", "1", *TINY, "--debug"])
 
 
 @pytest.mark.slow
@@ -162,4 +162,4 @@ def test_resume_refuses_when_the_data_changed(tmp_path):
     fp["data"]["rows"] = 79
     fp_file.write_text(json.dumps(fp))
     with pytest.raises(ValueError, match="The data changed since this run started"):
-        main(["run", "quickstart", "--out", str(tmp_path), "--quiet", "--arm", "multi_task", *TINY])
+        main(["run", "quickstart", "--out", str(tmp_path), "--quiet", "--arm", "multi_task", *TINY, "--debug"])

@@ -233,11 +233,32 @@ def test_per_sample_voxel_size_from_meta():
     ph = _tiny_phantom()
     table = ph.table.copy()
     table["voxel_ml"] = voxel_volume_ml(ph.spacing) * 2  # as if each voxel were twice as big
-    table.loc[0, "voxel_ml"] = np.nan  # unknown for one sample
     tasks = [Task("hem", "segmentation", voxel_spacing=ph.spacing)]
-    ds = MultiTaskDataset(table, tasks, ph.images(), masks={"hem": ph.hematoma_masks}, meta_columns=["patient_id", "voxel_ml"])
     model = create_model("convnet", tasks, spatial_dims=3, backbone_kwargs={"channels": [4, 8]})
-    p = predict(model, make_loader(ds, batch_size=5), tasks)
+
+    def run(t):
+        ds = MultiTaskDataset(t, tasks, ph.images(), masks={"hem": ph.hematoma_masks}, meta_columns=["patient_id", "voxel_ml"])
+        return predict(model, make_loader(ds, batch_size=5), tasks)
+
+    p = run(table)
     expected = 2 * mask_volume_ml(ph.hematoma_masks, ph.spacing)
-    np.testing.assert_allclose(p["hem.volume_true_ml"].iloc[1:], expected[1:], rtol=1e-6)
-    assert np.isnan(p["hem.volume_true_ml"].iloc[0])
+    np.testing.assert_allclose(p["hem.volume_true_ml"], expected, rtol=1e-6)
+    # unknown for one masked sample: its volume would be NaN and it would silently leave Dice/IoU (issue 14)
+    table.loc[0, "voxel_ml"] = np.nan
+    with pytest.raises(ValueError, match=r"have a mask but a blank or invalid voxel size"):
+        run(table)
+
+
+def test_masked_sample_without_a_volume_is_not_dropped_from_dice():
+    """Per-sample Dice [1.0, 0.0] with the second volume unknown used to score 1.0 with n = 1."""
+    from mtbench.metrics import compute_metrics
+
+    task = Task("hem", "segmentation")
+    df = pd.DataFrame({"sample_id": ["a", "b", "c"], "hem.volume_true_ml": [2.0, np.nan, np.nan],
+                       "hem.volume_pred_ml": [2.0, np.nan, 1.0], "hem.dice": [1.0, 0.0, np.nan],
+                       "hem.iou": [1.0, 0.0, np.nan]})
+    with pytest.raises(ValueError, match=r"1 samples have a mask .* no true volume.*\['b'\]"):
+        compute_metrics(df, [task])
+    df.loc[1, "hem.volume_true_ml"] = df.loc[1, "hem.volume_pred_ml"] = 1.0  # c has no mask: left out, as it should
+    m = compute_metrics(df, [task]).set_index("metric")
+    assert m.loc["dice", "value"] == 0.5 and m.loc["dice", "n"] == 2

@@ -211,6 +211,31 @@ def test_gradnorm_model_gradient_is_the_weighted_sum():
     assert gn.task_weights["a"].grad is not None
 
 
+def test_gradnorm_renormalises_only_the_present_tasks():
+    """After a step on tasks a, b only, the renormalisation restores the sum of a and b and leaves
+    the absent c's weight as it was (a rule that also rescaled c would change it)."""
+    torch.manual_seed(0)
+    f = torch.randn(8, 4, requires_grad=True)
+    targets = {t: torch.randn(8, 4) for t in "abc"}
+    scale = {"a": 1.0, "b": 10.0, "c": 3.0}
+    gn = create_weighting("gradnorm", ["a", "b", "c"], alpha=0.0)
+    opt = torch.optim.SGD(gn.parameters(), lr=0.05)
+
+    def step(present):
+        opt.zero_grad()
+        gn({t: scale[t] * (f - targets[t]).pow(2).mean() for t in present}, f).backward()
+        opt.step()
+
+    step("abc")
+    w1 = gn.weights()
+    assert sum(w1.values()) == pytest.approx(3.0, rel=1e-6) and w1["c"] != pytest.approx(1.0)
+    step("ab")
+    w2 = gn.weights()
+    assert w2["a"] != pytest.approx(w1["a"])  # the step moved the present weights
+    assert w2["a"] + w2["b"] == pytest.approx(w1["a"] + w1["b"], rel=1e-6)
+    assert w2["c"] == pytest.approx(w1["c"], rel=1e-6)
+
+
 # ----------------------------------------------------------------------------- missing tasks
 
 
@@ -222,6 +247,16 @@ def _trunk_grads(name, present, tasks=("a", "b", "c"), seed=0, **kw):
     x = torch.randn(6, 3)
     targets = {t: torch.randn(6) * (i + 1) for i, t in enumerate(tasks)}
     w = make(name, list(tasks), **kw)
+    # Start from unequal weights: from the default 1.0 each, any rule would give every task 1.0 on
+    # the first call, and a comparison between task sets could not fail.
+    if name == "uncertainty":
+        with torch.no_grad():
+            for t, s in zip(tasks, (0.3, -0.7, 1.1)):
+                w.log_vars[t].fill_(s)
+    if name == "gradnorm":
+        with torch.no_grad():
+            for t, v in zip(tasks, (1.5, 0.9, 0.6)):
+                w.task_weights[t].fill_(v)
     if name == "dwa":
         w.end_epoch({"a": 1.0, "b": 1.0, "c": 1.0})
         w.end_epoch({"a": 0.5, "b": 0.9, "c": 0.7})
@@ -238,6 +273,8 @@ def test_missing_task_leaves_the_others_weights_unchanged(name):
     _, w_all = _trunk_grads(name, ["a", "b", "c"])
     _, w_ab = _trunk_grads(name, ["a", "b"])
     assert set(w_ab.last_weights) == {"a", "b"}
+    if name not in ("equal", "random"):  # the weights differ between tasks, so a mix-up would show
+        assert w_all.last_weights["a"] != pytest.approx(w_all.last_weights["b"])
     for t in "ab":
         assert w_ab.last_weights[t] == pytest.approx(w_all.last_weights[t])
     for p_name, p in w_ab.named_parameters():

@@ -1,4 +1,4 @@
-"""Data cards: one Markdown file per data set in ``data_cards/``, with machine-readable front matter.
+"""Data cards: one Markdown file per data set in ``mtbench/data_cards/``, with machine-readable front matter.
 
 A card opens with a YAML block between ``---`` lines::
 
@@ -20,8 +20,8 @@ A card opens with a YAML block between ``---`` lines::
 
 :func:`list_cards` and :func:`load_card` read them; the adapters take their expected counts and
 label schema from here (:meth:`DataCard.expected_counts`), and ``tests/test_data_cards.py`` keeps
-cards and adapters in agreement. The folder is found at ``$MTBENCH_CARDS_DIR`` or ``data_cards/``
-beside the package (a source checkout or an editable install).
+cards and adapters in agreement. The folder is found at ``$MTBENCH_CARDS_DIR`` or
+``mtbench/data_cards/`` (shipped as package data).
 """
 
 from __future__ import annotations
@@ -38,11 +38,12 @@ TASK_KINDS = ("binary", "multiclass", "ordinal", "regression", "segmentation")
 
 
 def cards_dir() -> Path:
-    """The ``data_cards`` folder (``$MTBENCH_CARDS_DIR`` or ``<project>/data_cards``)."""
+    """The ``data_cards`` folder: ``$MTBENCH_CARDS_DIR``, else ``mtbench/data_cards`` (package data,
+    so a wheel install has the cards and their schema checks too)."""
     env = os.environ.get("MTBENCH_CARDS_DIR")
     if env:
         return Path(env).expanduser().resolve()
-    return Path(__file__).resolve().parent.parent.parent / "data_cards"
+    return Path(__file__).resolve().parent.parent / "data_cards"
 
 
 @dataclass

@@ -367,16 +367,34 @@ class RuffiniResult:
         avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
         return avg[[c for c in metrics if c in avg.columns]]
 
-    def compare_with_paper(self) -> pd.DataFrame:
-        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol."""
-        return compare_with_paper(self.averages(), self.config["protocol"]["name"])
+    def degenerate_flags(self) -> list:
+        """:mod:`mtbench.guards` flags of the prognosis predictions (per fold) and NaN metrics."""
+        from mtbench import guards
+
+        prognosis = make_tasks(self.config["severity"]["structure"], self.config["loss"]["mode"])["prognosis"]
+        flags = []
+        for (bb, arm), df in self.predictions.items():
+            if "prognosis.target" in df.columns:
+                flags += guards.check_predictions(df, prognosis, model=f"{bb}/{arm}")
+        return flags + guards.check_metrics(self.metrics[self.metrics["task"] == "prognosis"])
+
+    def compare_with_paper(self, drop_degenerate: bool = False) -> pd.DataFrame:
+        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol; arms
+        with degenerate results are marked (column ``degenerate``) or, with ``drop_degenerate``, dropped."""
+        return compare_with_paper(self.averages(), self.config["protocol"]["name"],
+                                  flags=self.degenerate_flags(), drop_degenerate=drop_degenerate)
 
 
 ARM_TO_PAPER = {"stl_prognosis": "stl", "ft": "ft", "mdmt": "mdmt"}
 
 
-def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv") -> pd.DataFrame:
-    """``ours`` (arm x metric, percent) beside the published 18-backbone averages for ``protocol``."""
+def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv", flags=None, drop_degenerate: bool = False) -> pd.DataFrame:
+    """``ours`` (arm x metric, percent) beside the published 18-backbone averages for ``protocol``.
+
+    ``flags``: :class:`mtbench.guards.Flag` records; an arm they concern is marked in the column
+    ``degenerate`` (or dropped with ``drop_degenerate``), never printed beside the paper unmarked.
+    """
+    from mtbench.guards import mark_degenerate
     from mtbench.references import load_reference
 
     ref = load_reference("ruffini2024")
@@ -387,7 +405,8 @@ def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv") -> pd.DataFrame
             ours_v = ours.loc[arm, metric] if arm in ours.index and metric in ours.columns else np.nan
             rows.append({"arm": arm, "metric": metric, "ours": ours_v, "paper": ref.loc[paper_arm, metric]})
     out = pd.DataFrame(rows).pivot_table(index="arm", columns="metric", values=["ours", "paper"], dropna=False)
-    return out.swaplevel(0, 1, axis=1).sort_index(axis=1).reindex(list(ARM_TO_PAPER))
+    out = out.swaplevel(0, 1, axis=1).sort_index(axis=1).reindex(list(ARM_TO_PAPER))
+    return mark_degenerate(out, flags or [], drop=drop_degenerate)
 
 
 # --------------------------------------------------------------------------------- run

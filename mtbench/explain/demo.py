@@ -1,8 +1,8 @@
 """Tiny synthetic head volumes with a known lesion, to exercise the 3D saliency path.
 
-A stand-in until the head-CT phantom (``mtbench.data.phantom``) is available: any source of
-``volumes [N, 1, D, H, W]`` plus ``lesion_mask [N, D, H, W]`` plugs into
-:func:`~mtbench.explain.measured_check` the same way.
+Smaller and faster than the head-CT phantom (:mod:`mtbench.data.phantom`, the realistic 3D test
+bed); any source of ``volumes [N, 1, D, H, W]`` plus ``lesion_mask [N, D, H, W]``, the phantom
+included, plugs into :func:`~mtbench.explain.measured_check` the same way.
 
 Generative model (per volume): an ellipsoidal "brain" (0.35) inside a bright "skull" shell (0.9),
 central "ventricles" (0.12) whose size depends on an ``old`` flag, and with probability

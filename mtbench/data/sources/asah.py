@@ -1,7 +1,7 @@
 """aSAH: 113 patients after aneurysmal subarachnoid hemorrhage (Turck et al. 2010; R package pROC).
 
 A table, no images: ``<root>/asah.csv`` with columns ``gos6, outcome, gender, age, wfns, s100b,
-ndka`` (see ``data_cards/asah.md``). :func:`load_manifest` checks the columns and the outcome
+ndka`` (see ``mtbench/data_cards/asah.md``). :func:`load_manifest` checks the columns and the outcome
 values (``Good``/``Poor``, case and spaces ignored; anything else is refused naming the row) and
 adds ``sample_id``/``patient_id`` (``asah-001``... in file order) and ``poor_outcome`` (1 = Poor).
 Rows without an outcome are kept with NaN and counted (``missing-label`` warning).

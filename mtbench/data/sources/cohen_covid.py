@@ -19,7 +19,7 @@ What the adapter does (every choice is an option, every drop is counted in ``att
   listed in the report and skipped;
 * every skip is also a :class:`~mtbench.data.validate.Problem` in ``attrs["validation"]`` (a
   :class:`~mtbench.data.validate.Report`), and the counts are compared with the data card
-  ``data_cards/cohen_covid.md`` (differences in ``report["card_differences"]`` and as warnings);
+  ``mtbench/data_cards/cohen_covid.md`` (differences in ``report["card_differences"]`` and as warnings);
 * **duplicated file names**: the collection lists five file names twice under two patient ids;
   each file becomes one sample, and the patient ids that share a file are merged into one group
   (``patient_id = "285+339"``) so that a patient-grouped split can never put the same image in
@@ -313,7 +313,7 @@ def load_manifest(
         if unmatched:
             validation.warning("annotation-without-image", f"{unmatched} BrixIA annotations name no kept image "
                                "(absent from the clone or not frontal)", file=str(root / BRIXIA_FILE))
-    # Counts against the data card (data_cards/cohen_covid.md): differences are reported, not raised.
+    # Counts against the data card (mtbench/data_cards/cohen_covid.md): differences are reported, not raised.
     report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
     out.attrs["report"] = report
     out.attrs["validation"] = validation
