@@ -118,7 +118,7 @@ def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv
     if not root.is_dir():
         raise FileNotFoundError(
             f"CQ500 folder not found: {str(root)!r}. Download the studies and reads.csv from "
-            "http://headctstudy.qure.ai/dataset (see data_cards/cq500.md) or set MTBENCH_DATA_ROOT."
+            "http://headctstudy.qure.ai/dataset (see mtbench/data_cards/cq500.md) or set MTBENCH_DATA_ROOT."
         )
     reads_path = root / reads
     if not reads_path.is_file():

@@ -74,7 +74,7 @@ def load_manifest(
     if not root.is_dir():
         raise FileNotFoundError(
             f"RSNA ICH folder not found: {str(root)!r}. Download the Kaggle competition "
-            "rsna-intracranial-hemorrhage-detection (see data_cards/rsna_ich.md) or set MTBENCH_DATA_ROOT."
+            "rsna-intracranial-hemorrhage-detection (see mtbench/data_cards/rsna_ich.md) or set MTBENCH_DATA_ROOT."
         )
     table = read_labels(root / labels)
     img_dir = root / images
