@@ -61,3 +61,14 @@ def test_markdown_of_a_real_config(full_configs):
     assert table["differs"].any() and (table["differs"] == False).any()  # noqa: E712
     with pytest.raises(FileNotFoundError):
         protocol_rows("nobody2020")
+
+
+def test_docs_hold_the_current_tables():
+    """docs/covid.md and docs/ich.md carry the tables generated now (refresh: python -m mtbench.fidelity)."""
+    from pathlib import Path
+
+    from mtbench.fidelity import DOC_PAGES, doc_section
+
+    root = Path(__file__).resolve().parents[1]
+    for exp, page in DOC_PAGES.items():
+        assert doc_section(exp) in (root / page).read_text(encoding="utf-8"), f"{page}: run python -m mtbench.fidelity"
