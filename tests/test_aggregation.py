@@ -7,34 +7,27 @@ import pytest
 from mtbench.aggregation import aggregate_metrics, summarise
 from mtbench.tasks import Task
 
-TASK = Task("p", "binary", metrics=("accuracy",))
+TASK = Task("p", "binary", metrics=("accuracy", "gmean_weighted"))
 
 
 def _preds():
-    # fold 0: 10 images, 9 right; fold 1: 2 images, 0 right -> pooled 9/12, fold mean (0.9 + 0) / 2
-    y = np.r_[np.ones(5), np.zeros(5), [1, 0]].astype(int)
-    pred = np.r_[np.ones(5), np.zeros(4), [1], [0, 1]].astype(int)
-    return pd.DataFrame({"fold": [0] * 10 + [1] * 2, "arm": "a", "p": y, "p_pred": pred, "p_prob": pred.astype(float)})
+    """A Predictions table (mtbench.predictions): fold 0 has 10 images, 9 right; fold 1 has 2, none right."""
+    y = np.r_[np.ones(5), np.zeros(5), [1, 0]]
+    pred = np.r_[np.ones(5), np.zeros(4), [1], [0, 1]]
+    return pd.DataFrame({"sample_id": range(12), "fold": [0] * 10 + [1] * 2, "arm": "a",
+                         "p.target": y, "p.prob": pred * 0.8 + 0.1, "p.pred": pred.astype(int)})
 
 
-def test_pooled_vs_fold_mean_by_hand(monkeypatch):
-    import mtbench.aggregation as agg
-
-    def fake(predictions, tasks, metrics, by=None):  # accuracy only, on a plain table
-        groups = predictions.groupby(by) if by else [((), predictions)]
-        rows = []
-        for key, part in groups:
-            key = key if isinstance(key, tuple) else (key,)
-            rows.append({**dict(zip(by or [], key)), "task": "p", "metric": "accuracy",
-                         "value": float((part["p"] == part["p_pred"]).mean()), "n": len(part)})
-        return pd.DataFrame(rows)
-
-    monkeypatch.setattr(agg, "compute_metrics", fake)
-    out = aggregate_metrics(_preds(), [TASK], by="arm").set_index("view")
-    assert out.loc["pooled", "value"] == pytest.approx(9 / 12)
-    assert out.loc["fold_mean", "value"] == pytest.approx(0.45)
-    assert out.loc["fold_mean", "std"] == pytest.approx(np.std([0.9, 0.0], ddof=1))
-    assert out.loc["pooled", "n"] == 12 and out.loc["fold_mean", "n_folds"] == 2
+def test_pooled_vs_fold_mean_by_hand():
+    out = aggregate_metrics(_preds(), [TASK], by="arm").set_index(["view", "metric"])
+    # pooled: 9 of 12 right; fold mean: (9/10 + 0/2) / 2, SD of the two
+    assert out.loc[("pooled", "accuracy"), "value"] == pytest.approx(9 / 12)
+    assert out.loc[("fold_mean", "accuracy"), "value"] == pytest.approx(0.45)
+    assert out.loc[("fold_mean", "accuracy"), "std"] == pytest.approx(np.std([0.9, 0.0], ddof=1))
+    assert out.loc[("pooled", "accuracy"), "n"] == 12 and out.loc[("fold_mean", "accuracy"), "n_folds"] == 2
+    # pooled weighted G-mean by hand: recalls 5/6 (class 1) and 4/6 (class 0), 6 images each, so
+    # R_w = S_w = 3/4 -> G = 3/4 (not sqrt(5/6 * 4/6))
+    assert out.loc[("pooled", "gmean_weighted"), "value"] == pytest.approx(3 / 4)
 
 
 def test_summarise_views():
