@@ -164,19 +164,54 @@ def test_beta_average_state_dicts_and_mdmt_init():
 
 
 # -------------------------------------------------------------------------------- metrics
-def test_weighted_gmean_by_hand():
+def test_weighted_gmean_is_imblearns():
+    """gmean_weighted is imbalanced-learn's weighted G-mean, sqrt(weighted recall * weighted
+    specificity), worked by hand; it is not sqrt(sensitivity * specificity) on unbalanced classes."""
     t = Task("p", "binary")
     y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
     pred = np.array([1, 1, 0, 0, 0, 0, 1, 1])
-    # sensitivity 2/3, specificity 3/5: both classes give sqrt(2/3 * 3/5)
-    assert get_metric("gmean_weighted").fn(TaskArrays(y, None, pred), t) == pytest.approx(math.sqrt(2 / 3 * 3 / 5))
-    # Multiclass: per class one-vs-rest sqrt(recall * specificity), weighted by support (the
-    # definition of imbalanced-learn's geometric_mean_score(average="weighted"); not installed here).
+    # recalls: class 1 2/3, class 0 3/5; weighted recall (3*2/3 + 5*3/5)/8 = 5/8 (= accuracy);
+    # weighted specificity (class k's specificity = the other class's recall) (3*3/5 + 5*2/3)/8.
+    expected = math.sqrt(5 / 8 * (3 * 3 / 5 + 5 * 2 / 3) / 8)
+    got = get_metric("gmean_weighted").fn(TaskArrays(y, None, pred), t)
+    assert got == pytest.approx(expected)
+    assert got != pytest.approx(math.sqrt(2 / 3 * 3 / 5))  # the plain two-class G-mean differs
     m = Task("m", "multiclass", num_classes=3)
     y3, p3 = np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2])
-    # class 0: rec 1/2, spec 2/2; class 1: rec 1, spec 2/3; class 2: rec 1, spec 1; weights 2,1,1
-    expected = (2 * math.sqrt(0.5) + math.sqrt(2 / 3) + 1) / 4
-    assert get_metric("gmean_weighted").fn(TaskArrays(y3, None, p3), m) == pytest.approx(expected)
+    # recalls 1/2, 1, 1 (supports 2, 1, 1) -> R_w = 3/4; specificities 2/2, 2/3, 3/3 -> S_w = (2 + 2/3 + 1)/4
+    expected3 = math.sqrt(3 / 4 * (2 + 2 / 3 + 1) / 4)
+    assert get_metric("gmean_weighted").fn(TaskArrays(y3, None, p3), m) == pytest.approx(expected3)
+
+
+def _binary_run(n_mild: int, n_severe: int, mild_right: int, severe_right: int):
+    y = np.r_[np.zeros(n_mild, int), np.ones(n_severe, int)]
+    pred = np.r_[np.zeros(mild_right, int), np.ones(n_mild - mild_right, int),
+                 np.ones(severe_right, int), np.zeros(n_severe - severe_right, int)]
+    return TaskArrays(y, None, pred)
+
+
+@pytest.mark.parametrize(
+    "n_mild, n_severe, mild_right, severe_right, plain, weighted",
+    [
+        # Issue 15's first worked difference: recall 0.55 (mild), 0.80 (severe) at the AIforCOVID balance
+        # (839 mild / 746 severe, data/processed/AFC/all.txt of the authors' code): 461 and 597 right.
+        (839, 746, 461, 597, 66.3, 67.5),
+        # Second: recall 0.40 (mild), 0.90 (severe) at centre A (35 mild / 85 severe). 0.9 * 85 is not an
+        # integer, so the same balance doubled (70 / 170) holds the exact rates: 28 and 153 right.
+        (70, 170, 28, 153, 60.0, 64.2),
+    ],
+)
+def test_weighted_gmean_worked_differences(n_mild, n_severe, mild_right, severe_right, plain, weighted):
+    a = _binary_run(n_mild, n_severe, mild_right, severe_right)
+    sens, spec = severe_right / n_severe, mild_right / n_mild
+    assert round(100 * math.sqrt(sens * spec), 1) == plain
+    got = get_metric("gmean_weighted").fn(a, Task("p", "binary"))
+    assert round(100 * got, 1) == weighted
+    # and by hand from the confusion matrix: sqrt(accuracy * support-weighted specificity)
+    n = n_mild + n_severe
+    acc = (mild_right + severe_right) / n
+    spec_w = (n_mild * sens + n_severe * spec) / n
+    assert got == pytest.approx(math.sqrt(acc * spec_w))
 
 
 def test_two_class_softmax_auc():
