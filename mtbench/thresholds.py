@@ -57,14 +57,14 @@ def choose_threshold(y_true, score, method: str = "youden", fixed: float = 0.5) 
     if len(np.unique(y)) < 2:
         warnings.warn(f"choose_threshold({method!r}): only one class among {len(y)} labelled cases; using {fixed}.", stacklevel=2)
         return float(fixed)
-    fpr, tpr, thr = roc_curve(y, s)
+    fpr, tpr, thr = roc_curve(y, s, drop_intermediate=False)
     thr, fpr, tpr = thr[1:], fpr[1:], tpr[1:]  # drop sklearn's "inf" point (nobody positive)
     if method == "youden":
         j = tpr - fpr
-        i = int(np.flatnonzero(j == j.max())[0])  # thresholds are decreasing: first = highest
+        i = int(np.flatnonzero(j >= j.max() - 1e-12)[0])  # decreasing thresholds: first = highest
     else:
         d = (1 - tpr) ** 2 + fpr**2
-        i = int(np.flatnonzero(d == d.min())[0])
+        i = int(np.flatnonzero(d <= d.min() + 1e-12)[0])
     return float(thr[i])
 
 
@@ -82,7 +82,8 @@ def apply_threshold(predictions: pd.DataFrame, task: Task, threshold: float) -> 
         raise KeyError(f"Predictions table has no column {prob!r} for task {task.name!r}.")
     out = predictions.copy()
     p = out[prob].to_numpy(dtype=float)
-    out[f"{task.name}.pred"] = np.where(np.isnan(p), np.nan, (p >= threshold).astype(float))
+    pred = (p >= threshold).astype(int)
+    out[f"{task.name}.pred"] = np.where(np.isnan(p), np.nan, pred) if np.isnan(p).any() else pred
     out[threshold_column(task)] = float(threshold)
     return out
 
