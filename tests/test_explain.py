@@ -264,3 +264,57 @@ def test_plots_run():
     assert len(figs[0].axes) >= 6
     for f in figs:
         plt.close(f)
+
+
+# --------------------------------------------------------- zero maps and the randomised control
+def _negative_evidence_model(dims):
+    """A model whose prognosis logit falls with every activation of the CAM layer: Grad-CAM's
+    ReLU then zeroes the whole map (what a randomised head often does, issue 13 item 08)."""
+    model = _model(dims)
+    head = model.heads["prognosis"]
+    with torch.no_grad():
+        for p in head.parameters():
+            if p.ndim == 2:
+                p.copy_(-p.abs())  # negative weights on non-negative (post-ReLU) features
+    return model
+
+
+@pytest.mark.parametrize("dims,shape", [(2, (3, 1, 32, 32)), (3, (2, 1, 16, 16, 16))])
+def test_relu_gradcam_zero_map_is_flagged_and_abs_map_is_not_zero(dims, shape):
+    from mtbench.explain.cam import grad_cam
+
+    model = _negative_evidence_model(dims)
+    x = torch.rand(shape)
+    with pytest.warns(UserWarning, match="all zero"):
+        relu = explain(model, x, TASKS[0], method="gradcam", target=1)
+    assert relu.zero_maps.all()
+    ab = explain(model, x, TASKS[0], method="gradcam", target=1, rectify="abs")
+    assert not ab.zero_maps.any() and ab.maps.max() == pytest.approx(1.0, abs=1e-5)
+    # rectify="relu" of the native implementation agrees with pytorch-grad-cam on a positive map
+    pos = _model(dims)
+    lib = explain(pos, x, TASKS[0], method="gradcam", target=1).maps
+    nat = grad_cam(TaskHead(pos.eval(), TASKS[0]), pos.backbone.default_cam_layer, x, head_targets(TASKS[0], pos(x)["prognosis"], 1))
+    if dims == 2:  # the library resizes 2D maps with OpenCV: compare ranks loosely
+        assert np.corrcoef(lib.ravel(), nat.ravel())[0, 1] > 0.9
+    with pytest.raises(ValueError, match="rectify"):
+        grad_cam(TaskHead(pos, TASKS[0]), pos.backbone.default_cam_layer, x, [], rectify="square")
+
+
+def test_zero_map_counted_not_averaged():
+    maps = np.zeros((2, 4, 4))
+    masks = np.zeros((2, 4, 4), bool)
+    masks[:, :2, :2] = True
+    maps[1, 0, 0] = 1.0
+    df = localization_scores(maps, masks)
+    assert df["zero_map"].tolist() == [True, False] and df.loc[0, "hit"] == 0 and np.isnan(df.loc[0, "mass_inside"])
+    summ = summarize_localization(df)
+    assert summ.loc[0, "zero_maps"] == 1 and summ.loc[0, "mass_inside"] == 1.0 and summ.loc[0, "hit_rate"] == 0.5
+
+
+def test_randomised_control_is_a_real_map_and_can_win():
+    """The control map must be non-zero, and the comparison must be able to go either way."""
+    lv = make_lesion_volumes(n=4, size=16, seed=3)
+    scores, sal = measured_check(_negative_evidence_model(3), lv.volumes, lv.lesion_mask, TASKS[0], target=1)
+    assert not sal["randomized"].zero_maps.any() and not sal["trained"].zero_maps.any()
+    les = scores[scores["has_lesion"]]
+    assert len(les) and scores["zero_map"].sum() == 0 and les["mass_inside"].notna().all()

@@ -28,6 +28,16 @@ Generative model (per patient ``i``; every number is a field of :class:`HeadCTPh
    ``c0`` solved for ``growth_prevalence``.
 8. Age is visible: ventricles widen by ``atrophy_per_decade`` per decade over 60 and the
    subarachnoid CSF rim thickens with age (brain atrophy), so ``age_80`` is learnable in part.
+9. The *unrelated* auxiliary task (off by default; ``calcification_prevalence > 0``): a pineal
+   calcification (a ~6 mm sphere of ~``calcification_hu`` HU on the midline, posterior to the
+   third ventricle) drawn for ``calcification ~ Bernoulli(calcification_prevalence)``,
+   independent of every other latent. Fully visible, related to nothing: the control task. It
+   draws from its own random stream, so turning it on leaves every other draw as it was.
+
+Known answer: :func:`mtbench.data.worlds.phantom_known_answer` computes from the latents (a Monte-Carlo sample, no volumes)
+the Bayes-optimal AUC of each task from what the image shows (volume, location, heterogeneity,
+age through atrophy; not the GCS noise nor the prognosis noise), the "clinical" ceiling of
+prognosis if GCS were also known, and how strongly each auxiliary label is tied to prognosis.
 
 Image: air -1000 HU, scalp 40, skull ~1000 (7 mm), CSF 5, parenchyma ~32 with smooth texture
 (grey/white contrast), perihematomal oedema ~18, clot 65-80 with hypodense (~35) spots, a slight
@@ -82,6 +92,8 @@ class HeadCTPhantomConfig:
     growth_log_volume: float = 0.5
     atrophy_per_decade: float = 0.15
     image_noise_hu: float = 4.0
+    calcification_prevalence: float = 0.0
+    calcification_hu: float = 300.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -92,6 +104,8 @@ class HeadCTPhantomConfig:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if abs(sum(self.location_probs) - 1) > 1e-6 or len(self.location_probs) != 3:
             raise ValueError(f"location_probs must be three probabilities summing to 1, got {self.location_probs}.")
+        if not 0 <= self.calcification_prevalence < 1:
+            raise ValueError(f"calcification_prevalence must be in [0, 1), got {self.calcification_prevalence}.")
         for name in ("poor_prevalence", "growth_prevalence"):
             if not 0 < getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in (0, 1), got {getattr(self, name)}.")
@@ -288,6 +302,7 @@ def make_head_ct_phantom(config: HeadCTPhantomConfig | None = None, progress: bo
     p_growth = _sigmoid(glp + c0)
     growth = (rng.uniform(0, 1, n) < p_growth).astype(int)
 
+    calcified = _draw_calcifications(vols, grid, cfg)
     ids = [f"ph{cfg.seed:03d}_{i:04d}" for i in range(n)]
     table = pd.DataFrame(
         {
@@ -306,9 +321,25 @@ def make_head_ct_phantom(config: HeadCTPhantomConfig | None = None, progress: bo
             "p_poor": p_poor.round(4),
             "growth": growth,
             "p_growth": p_growth.round(4),
+            "calcification": calcified,
         }
     )
     return HeadCTPhantom(vols, hems, brains, table, cfg.spacing, cfg)
+
+
+def _draw_calcifications(vols: np.ndarray, grid, cfg: HeadCTPhantomConfig) -> np.ndarray:
+    """The unrelated task (module docstring, item 9): draw pineal calcifications in place, own stream."""
+    n = len(vols)
+    if cfg.calcification_prevalence <= 0:
+        return np.zeros(n, dtype=int)
+    rng = np.random.default_rng([cfg.seed, 7])
+    label = (rng.uniform(size=n) < cfg.calcification_prevalence).astype(int)
+    zz, yy, xx = grid
+    for i in np.flatnonzero(label):
+        c = np.array([8.0, -22.0, 0.0]) + rng.normal(0, 2, 3)  # midline, posterior, just above centre
+        ball = _ellipsoid(zz, yy, xx, c, np.full(3, max(6.0, 0.75 * max(cfg.spacing)))) <= 1
+        vols[i][ball] = cfg.calcification_hu + rng.normal(0, 20)
+    return label
 
 
 def gcs_ordinal(gcs: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -324,3 +355,4 @@ def gcs_ordinal(gcs: Sequence[float] | np.ndarray) -> np.ndarray:
     out = np.where(g <= 8, 2, np.where(g <= 12, 1, 0)).astype(float)
     out[np.isnan(g)] = np.nan
     return out.astype(int) if not np.isnan(out).any() else out
+

@@ -223,7 +223,9 @@ def localization_scores(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0)
     Columns: ``sample``, ``mass_inside`` (sum of the map inside the mask / sum of the map),
     ``hit`` (the map's maximum, first in raster order on ties, lies inside the mask or within
     ``tolerance`` pixels/voxels of it, Euclidean distance; Zhang et al. used 15 pixels at 224), ``mask_fraction`` (the mask's share of the image: the chance
-    level of both scores for a map that knows nothing), ``has_lesion``. Samples with an empty mask
+    level of both scores for a map that knows nothing), ``has_lesion``, ``zero_map`` (the map is
+    all zero: its ``mass_inside`` is NaN and its ``hit`` 0, and summaries count it in ``zero_maps``
+    rather than average it away). Samples with an empty mask
     are kept with NaN scores and ``has_lesion=False``; summaries count them, never drop them.
     """
     maps = np.asarray(maps, dtype=np.float64)
@@ -233,20 +235,26 @@ def localization_scores(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0)
     rows = []
     for i, (m, k) in enumerate(zip(maps, masks)):
         if not k.any():
-            rows.append({"sample": i, "mass_inside": np.nan, "hit": np.nan, "mask_fraction": 0.0, "has_lesion": False})
+            rows.append({"sample": i, "mass_inside": np.nan, "hit": np.nan, "mask_fraction": 0.0, "has_lesion": False, "zero_map": not (m > 0).any()})
             continue
         region = ndimage.distance_transform_edt(~k) <= tolerance if tolerance > 0 else k
         total = m.sum()
         mass = float((m * k).sum() / total) if total > 0 else np.nan
         peak = np.unravel_index(int(np.argmax(m)), m.shape)
+        zero = not (m > 0).any()
         rows.append(
-            {"sample": i, "mass_inside": mass, "hit": float(region[peak]), "mask_fraction": float(region.mean() if tolerance else k.mean()), "has_lesion": True}
+            {"sample": i, "mass_inside": mass, "hit": 0.0 if zero else float(region[peak]),
+             "mask_fraction": float(region.mean() if tolerance else k.mean()), "has_lesion": True, "zero_map": zero}
         )
     return pd.DataFrame(rows)
 
 
 def summarize_localization(scores: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Mean fraction inside (with SD), pointing-game hit rate (with a Wilson 95% CI) and chance, per group."""
+    """Mean fraction inside (with SD), pointing-game hit rate (with a Wilson 95% CI) and chance, per group.
+
+    ``zero_maps`` counts all-zero maps: their fraction inside is undefined and left out of the
+    mean (so read ``mass_inside`` together with ``zero_maps``); they count as pointing-game misses.
+    """
     from statsmodels.stats.proportion import proportion_confint
 
     groups = [((), scores)] if by is None else scores.groupby(by, sort=False)
@@ -260,6 +268,7 @@ def summarize_localization(scores: pd.DataFrame, by: str | Sequence[str] | None 
             {
                 "n": n,
                 "no_lesion": int((~sub["has_lesion"]).sum()),
+                "zero_maps": int(sub["zero_map"].sum()) if "zero_map" in sub else 0,
                 "mass_inside": les["mass_inside"].mean(),
                 "mass_inside_sd": les["mass_inside"].std(),
                 "hit_rate": hits / n if n else np.nan,
@@ -282,6 +291,7 @@ def measured_check(
     tolerance: int = 0,
     seed: int = 0,
     reinit: str = "default",
+    rectify: str = "abs",
     **explain_kwargs,
 ) -> tuple[pd.DataFrame, dict[str, Saliency]]:
     """Localisation of the lesion by the trained model's maps vs a fully randomised copy's.
@@ -289,9 +299,14 @@ def measured_check(
     Returns ``(scores, saliency)``: ``scores`` is :func:`localization_scores` with a ``model``
     column (``trained`` / ``randomized``; summarise with ``summarize_localization(scores, "model")``),
     ``saliency`` the two :class:`~mtbench.explain.Saliency` objects. The target is fixed on the
-    trained model (the same scalar is explained for both).
+    trained model (the same scalar is explained for both). Grad-CAM maps are ``rectify="abs"``
+    by default, for both models: with the published ReLU a randomised head's map is usually all
+    zero (its evidence is negative everywhere), an empty control that cannot be beaten or fail to
+    be (see :mod:`mtbench.explain.cam`); ``rectify="relu"`` restores the published map.
     """
     x = torch.as_tensor(images, dtype=torch.float32)
+    if method in ("gradcam", "guided_gradcam"):
+        explain_kwargs["rectify"] = rectify
     fixed = _fixed_targets(model, x, task, target)
     rnd = randomized_copy(model, task, seed=seed, reinit=reinit)
     sal = {

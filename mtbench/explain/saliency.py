@@ -36,6 +36,8 @@ NORMALIZATION = {
     "minus its minimum, divided by its maximum; upsampled to the input size",
     "gradient": "per image: |input gradient| (maximum over channels), divided by its 99.5th percentile, clipped to [0, 1]",
     "guided_gradcam": "per image: guided-backprop map x Grad-CAM map, divided by its 99.5th percentile, clipped to [0, 1]",
+    "cam_abs": "per image: |class-activation map| (Grad-CAM without the ReLU, mtbench.explain.cam) divided by its maximum; "
+    "upsampled to the input size",
 }
 
 
@@ -101,6 +103,11 @@ class Saliency:
 
     def __len__(self) -> int:
         return len(self.maps)
+
+    @property
+    def zero_maps(self) -> np.ndarray:
+        """``bool [B]``: maps that are all zero (no evidence at all; flag them, never average them)."""
+        return ~(self.maps.reshape(len(self.maps), -1) > 0).any(axis=1)
 
 
 # ------------------------------------------------------------------ model state guard
@@ -267,6 +274,7 @@ def explain(
     score: str | None = None,
     sign: float = 1.0,
     target_layer: str | nn.Module | None = None,
+    rectify: str = "relu",
 ) -> Saliency:
     """Saliency maps of one task head of ``model`` for a batch of images or volumes.
 
@@ -285,6 +293,12 @@ def explain(
         sample, one value per sample, ``None`` for the predicted class, or callables.
     target_layer:
         CAM layer (module or dotted name); default ``model.backbone.default_cam_layer``.
+    rectify:
+        ``gradcam`` / ``guided_gradcam`` only: ``"relu"`` (the published Grad-CAM) or ``"abs"``
+        (magnitude of the class-activation map, see :mod:`mtbench.explain.cam`; what the
+        randomisation controls use, because ReLU zeroes a randomised head's map).
+
+    A ``UserWarning`` names the samples whose map is all zero (see :attr:`Saliency.zero_maps`).
 
     Returns
     -------
@@ -313,9 +327,14 @@ def explain(
         layer_name = None
         if method in CAM_METHODS or method == "guided_gradcam":
             layer, layer_name = _resolve_layer(model, target_layer)
-            cam = _library_cam("gradcam" if method == "guided_gradcam" else method, head, layer, x, targets)
+            if rectify != "relu" and method in ("gradcam", "guided_gradcam"):
+                from mtbench.explain.cam import grad_cam
+
+                cam = grad_cam(head, layer, x, targets, rectify=rectify)
+            else:
+                cam = _library_cam("gradcam" if method == "guided_gradcam" else method, head, layer, x, targets)
         if method in CAM_METHODS:
-            maps, norm = cam, NORMALIZATION["cam"]
+            maps, norm = cam, NORMALIZATION["cam" if rectify == "relu" else "cam_abs"]
         else:
             grad = _gradient_map(guided_backprop_maps(head, x, targets))
             if method == "guided_backprop":
@@ -325,6 +344,10 @@ def explain(
     if maps.shape != (x.shape[0], *x.shape[2:]):
         raise RuntimeError(f"{method} returned maps of shape {maps.shape}, expected {(x.shape[0], *x.shape[2:])}.")
     labels = [t.describe(task) if isinstance(t, HeadTarget) else repr(t) for t in targets]
+    zero = ~(maps.reshape(len(maps), -1) > 0).any(axis=1)
+    if zero.any():
+        warnings.warn(f"{method} map of head {task.name!r} is all zero for {int(zero.sum())} of {len(zero)} samples "
+                      f"{np.flatnonzero(zero)[:10].tolist()}: no positive evidence at that layer (try rectify='abs').", stacklevel=2)
     return Saliency(
         maps=np.clip(np.nan_to_num(maps.astype(np.float32)), 0.0, 1.0),
         task=task.name,
