@@ -42,7 +42,8 @@ prognosis if GCS were also known, and how strongly each auxiliary label is tied 
 Image: air -1000 HU, scalp 40, skull ~1000 (7 mm), CSF 5, parenchyma ~32 with smooth texture
 (grey/white contrast), perihematomal oedema ~18, clot 65-80 with hypodense (~35) spots, a slight
 partial-volume blur and Gaussian noise. Volumes are ``[D, H, W]`` = (inferior->superior,
-posterior->anterior, right->left in the array), spacing chosen so the field of view is
+anterior->posterior, right->left in the array: the canonical
+(S, P, L) layout of :mod:`mtbench.data.dicom`), spacing chosen so the field of view is
 ``fov_mm`` in-plane and ``fov_z_mm`` in depth.
 
 Speed: 64 volumes of 32x64x64 in about a second on one CPU core.
@@ -214,19 +215,19 @@ def _draw_head(rng, cfg: HeadCTPhantomConfig, grid, age: float, location: str, t
     # lateral ventricles, enlarged with age
     vs = 1.0 + atrophy
     for side in (-1, 1):
-        c = c_head + np.array([12.0, 5.0, side * 9.0])
+        c = c_head + np.array([12.0, -5.0, side * 9.0])
         vent = _ellipsoid(zz, yy, xx, c, np.array([11.0, 24.0, 5.0]) * vs) <= 1
         vol[vent & brain] = 5.0
     # hematoma centre by location
     if location == "deep":
-        c = c_head + np.array([rng.uniform(-5, 15), rng.uniform(-10, 15), rng.choice([-1, 1]) * rng.uniform(15, 28)])
+        c = c_head + np.array([rng.uniform(-5, 15), rng.uniform(-15, 10), rng.choice([-1, 1]) * rng.uniform(15, 28)])
     elif location == "lobar":
         theta, phi = rng.uniform(0, 2 * np.pi), rng.uniform(0.25 * np.pi, 0.6 * np.pi)
         rad = rng.uniform(0.55, 0.75)
         r_b = r_out - 7 - rim
         c = c_head + np.array([r_b[0] * rad * np.cos(phi), r_b[1] * rad * np.sin(phi) * np.cos(theta), r_b[2] * rad * np.sin(phi) * np.sin(theta)])
     else:  # infratentorial: posterior fossa, low and posterior
-        c = c_head + np.array([rng.uniform(-55, -40), rng.uniform(-45, -25), rng.choice([-1, 1]) * rng.uniform(0, 20)])
+        c = c_head + np.array([rng.uniform(-55, -40), rng.uniform(25, 45), rng.choice([-1, 1]) * rng.uniform(0, 20)])
     ratios = rng.uniform(0.7, 1.3, size=3)
     ratios /= ratios.prod() ** (1 / 3)
     radius = (3 * target_ml * 1000.0 / (4 * np.pi)) ** (1 / 3)  # mm, for a sphere of target_ml
@@ -336,7 +337,7 @@ def _draw_calcifications(vols: np.ndarray, grid, cfg: HeadCTPhantomConfig) -> np
     label = (rng.uniform(size=n) < cfg.calcification_prevalence).astype(int)
     zz, yy, xx = grid
     for i in np.flatnonzero(label):
-        c = np.array([8.0, -22.0, 0.0]) + rng.normal(0, 2, 3)  # midline, posterior, just above centre
+        c = np.array([8.0, 22.0, 0.0]) + rng.normal(0, 2, 3)  # midline, posterior, just above centre
         ball = _ellipsoid(zz, yy, xx, c, np.full(3, max(6.0, 0.75 * max(cfg.spacing)))) <= 1
         vols[i][ball] = cfg.calcification_hu + rng.normal(0, 20)
     return label
