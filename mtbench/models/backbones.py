@@ -26,6 +26,8 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from mtbench.models._builder import check_weights_file, download_error, load_state_dict_file  # noqa: F401 (public here too)
+
 Pretrained = bool | str | os.PathLike
 
 
@@ -112,12 +114,7 @@ def _create_timm_model(name: str, in_chans: int, pretrained: Pretrained, **kwarg
         try:
             return timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans, **kwargs)
         except Exception as err:  # network errors come in many types (OSError, HF hub errors, ...)
-            raise RuntimeError(
-                f"Could not get pretrained weights for {name!r} from timm's cache or hub ({type(err).__name__}: "
-                f"{err}). Without a network, download the weights elsewhere and pass the file: "
-                f"create_backbone({name!r}, pretrained='/path/to/{name}.safetensors') "
-                "(a .pth/.pt/.bin/.safetensors state dict), or use pretrained=False."
-            ) from err
+            raise download_error(name, err) from err
     path = check_weights_file(pretrained)
     try:
         return timm.create_model(
@@ -132,38 +129,6 @@ def _create_timm_model(name: str, in_chans: int, pretrained: Pretrained, **kwarg
         raise RuntimeError(
             f"Could not load weights for timm model {name!r} from {path}: {type(err).__name__}: {err}"
         ) from err
-
-
-def check_weights_file(pretrained: str | os.PathLike) -> Path:
-    """Return ``pretrained`` as an existing file path, or fail saying how to pass one."""
-    if not isinstance(pretrained, (str, os.PathLike)):
-        raise TypeError(
-            f"pretrained must be False, True or a path to a weights file, got {type(pretrained).__name__}."
-        )
-    path = Path(pretrained).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Pretrained weights file not found: {str(path)!r}. Pass the path of a local state-dict file "
-            "(.pth, .pt, .bin or .safetensors), pretrained=False for random initialisation, or "
-            "pretrained=True to use timm's cache/hub (needs a network connection)."
-        )
-    return path
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or a torch file (``state_dict``/``model`` keys unwrapped)."""
-    path = check_weights_file(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "model_state"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not contain a state dict (found {type(obj).__name__}).")
-    return obj
 
 
 # ---------------------------------------------------------------------------- registry

@@ -12,7 +12,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, register_backbone
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -90,9 +91,4 @@ class ConvNet(Backbone):
 
 @register_backbone("convnet", spatial_dims=(2, 3), description="small plain CNN (16-32-64-128), CPU-friendly")
 def _convnet(spatial_dims=2, in_chans=1, pretrained=False, **kwargs) -> ConvNet:
-    net = ConvNet(spatial_dims=spatial_dims, in_chans=in_chans, **kwargs)
-    if pretrained is True:
-        raise ValueError("'convnet' has no published weights; pass pretrained=<path to a state dict> or False.")
-    if pretrained:
-        net.load_state_dict(load_state_dict_file(pretrained))
-    return net
+    return load_pretrained(ConvNet(spatial_dims=spatial_dims, in_chans=in_chans, **kwargs), pretrained, name="convnet")

@@ -19,7 +19,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, register_backbone
 
 _CONV = {2: nn.Conv2d, 3: nn.Conv3d}
 _BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -171,17 +172,15 @@ class DenseNet(Backbone):
         return self.load_state_dict(feats, strict=strict)
 
 
+def _monai_features(state):
+    return {k: v for k, v in state.items() if k.startswith("features.")}
+
+
 def _make_densenet(variant: str):
     def factory(spatial_dims=3, in_chans=1, pretrained=False, **kwargs) -> DenseNet:
         net = DenseNet(spatial_dims=spatial_dims, in_chans=in_chans, **{**DENSENET_CONFIGS[variant], **kwargs})
-        if pretrained is True:
-            raise ValueError(
-                f"'{variant}_native' has no published weights to download; pass pretrained=<path to a MONAI or "
-                "mtbench DenseNet state dict> (e.g. Cobo et al.'s released checkpoints) or False."
-            )
-        if pretrained:
-            net.load_monai_state_dict(load_state_dict_file(pretrained))
-        return net
+        # A MONAI or mtbench DenseNet state dict (e.g. Cobo et al.'s checkpoints); MONAI's class_layers are dropped.
+        return load_pretrained(net, pretrained, filter_fn=_monai_features, name=f"{variant}_native")
 
     return factory
 
