@@ -219,8 +219,8 @@ def test_create_model_resolves_heads_through_the_registry():
     h2 = create_model("convnet", tasks, head="H2", head_kwargs={"dropout": 0.2}, backbone_kwargs={"channels": (8, 16)})
     assert [m.out_features for m in h2.heads["prognosis"].modules() if isinstance(m, nn.Linear)] == [16, 16, 1]
     assert {"H1", "H2", "linear", "mlp"} <= set(list_heads())
-    with pytest.raises(ValueError, match="Did you mean 'H1'"):
-        create_model("convnet", tasks, head="h1")
+    with pytest.raises(ValueError, match="Unknown head 'H11'. Did you mean 'H1'"):
+        create_model("convnet", tasks, head="H11")
     with pytest.raises(KeyError, match="already registered"):
         register_head("H1")(lambda f, c: nn.Linear(f, c))
 
