@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from mtbench.models._builder import check_weights_file, download_error, load_state_dict_file  # noqa: F401 (public here too)
+from mtbench.registry import Registry
 
 Pretrained = bool | str | os.PathLike
 
@@ -140,7 +141,7 @@ class BackboneSpec:
     description: str = ""
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+BACKBONES = Registry("backbone")  # name -> BackboneSpec (timm names are resolved separately)
 
 
 def register_backbone(
@@ -149,9 +150,7 @@ def register_backbone(
     """Decorator registering ``factory(spatial_dims=, in_chans=, pretrained=, **kwargs) -> Backbone``."""
 
     def deco(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        if name in _REGISTRY:
-            raise ValueError(f"A backbone named {name!r} is already registered.")
-        _REGISTRY[name] = BackboneSpec(name, factory, tuple(spatial_dims), description)
+        BACKBONES.register(name, BackboneSpec(name, factory, tuple(spatial_dims), description), description=description)
         return factory
 
     return deco
@@ -173,7 +172,7 @@ def list_backbones(spatial_dims: int | None = None, pattern: str | None = None, 
 
     names = {
         s.name
-        for s in _REGISTRY.values()
+        for s in map(BACKBONES.get, BACKBONES.names())
         if spatial_dims is None or spatial_dims in s.spatial_dims
     }
     if include_timm and spatial_dims in (None, 2):
@@ -185,7 +184,7 @@ def list_backbones(spatial_dims: int | None = None, pattern: str | None = None, 
 
 def backbone_info(name: str) -> BackboneSpec | None:
     """The registration of a native backbone (``None`` for plain timm names)."""
-    return _REGISTRY.get(name)
+    return BACKBONES.get(name) if name in BACKBONES else None
 
 
 def create_backbone(
@@ -217,7 +216,7 @@ def create_backbone(
         raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}.")
     if isinstance(pretrained, (str, os.PathLike)):
         check_weights_file(pretrained)  # fail before building anything
-    spec = _REGISTRY.get(name)
+    spec = BACKBONES.get(name) if name in BACKBONES else None
     if spec is not None:
         if spatial_dims not in spec.spatial_dims:
             raise ValueError(
