@@ -18,6 +18,7 @@ from scipy import stats
 from sklearn import metrics as skm
 
 from mtbench.predictions import TaskArrays, task_arrays
+from mtbench.registry import Registry, RegistryError
 from mtbench.tasks import Task, as_task_dict
 
 
@@ -30,26 +31,28 @@ class Metric:
     description: str = ""
 
 
-_METRICS: dict[str, Metric] = {}
+METRICS = Registry("metric")
 
 
 def register_metric(name: str, kinds: Sequence[str], higher_is_better: bool = True, description: str = ""):
+    """Decorator registering ``fn(arrays, task) -> float`` as metric ``name``; a taken name is refused."""
+
     def deco(fn):
-        _METRICS[name] = Metric(name, fn, tuple(kinds), higher_is_better, description)
+        METRICS.register(name, Metric(name, fn, tuple(kinds), higher_is_better, description), description=description)
         return fn
 
     return deco
 
 
 def list_metrics(kind: str | None = None) -> list[str]:
-    return sorted(n for n, m in _METRICS.items() if kind is None or kind in m.kinds)
+    return [n for n in METRICS.names() if kind is None or kind in METRICS.get(n).kinds]
 
 
 def get_metric(name: str) -> Metric:
     try:
-        return _METRICS[name]
-    except KeyError:
-        raise ValueError(f"Unknown metric {name!r}; registered: {list_metrics()}") from None
+        return METRICS.get(name)
+    except RegistryError as err:  # ValueError as before; the registry's text suggests the near names
+        raise ValueError(str(err)) from None
 
 
 def higher_is_better(name: str) -> bool:

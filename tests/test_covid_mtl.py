@@ -236,3 +236,35 @@ def test_paper_reference_values_are_data():
     assert len(ref) == 18
     v = ref.set_index(["protocol", "arm", "metric"])["value"]
     assert v[("cv", "mdmt", "accuracy")] == 68.6 and v[("loco", "stl", "gmean_weighted")] == 60.1
+
+
+def test_create_model_resolves_heads_through_the_registry():
+    """Issue 17: create_model(..., head="H1") builds Ruffini's heads (ruffini2024 assembled them by hand)."""
+    import pytest
+    from torch import nn
+
+    from mtbench import Task, create_model
+    from mtbench.models import HEADS, list_heads, register_head
+
+    tasks = [Task("prognosis", "binary"), Task("severity", "multiclass", num_classes=4)]
+    model = create_model("convnet", tasks, head="H1", backbone_kwargs={"channels": (8, 16)})
+    h1 = model.heads["severity"]
+    assert [m.out_features for m in h1.modules() if isinstance(m, nn.Linear)] == [128, 32, 4]
+    assert all(float(m.bias[0]) == pytest.approx(0.01) for m in h1.modules() if isinstance(m, nn.Linear))
+    h2 = create_model("convnet", tasks, head="H2", head_kwargs={"dropout": 0.2}, backbone_kwargs={"channels": (8, 16)})
+    assert [m.out_features for m in h2.heads["prognosis"].modules() if isinstance(m, nn.Linear)] == [16, 16, 1]
+    assert {"H1", "H2", "linear", "mlp"} <= set(list_heads())
+    with pytest.raises(ValueError, match="Unknown head 'H11'. Did you mean 'H1'"):
+        create_model("convnet", tasks, head="H11")
+    with pytest.raises(KeyError, match="already registered"):
+        register_head("H1")(lambda f, c: nn.Linear(f, c))
+
+    @register_head("tiny_test_head")  # the "add a head" recipe
+    def tiny(in_features, out_features):
+        return nn.Linear(in_features, out_features)
+
+    try:
+        m = create_model("convnet", tasks, head="tiny_test_head", backbone_kwargs={"channels": (8, 16)})
+        assert isinstance(m.heads["prognosis"], nn.Linear)
+    finally:
+        HEADS.unregister("tiny_test_head")

@@ -103,3 +103,13 @@ def test_metric_registry_lists_kinds():
     assert {"auc", "qwk", "mae", "pearson_r", "npv"} <= set(list_metrics())
     with pytest.raises(ValueError, match="does not apply"):
         compute_metrics(_binary_preds(), [BIN], metrics={"p": ["mae"]})
+
+
+def test_a_metric_name_cannot_be_registered_twice():
+    """Issue 14 item 12: register_metric silently replaced an existing metric (here: AUC)."""
+    from mtbench.metrics import get_metric, register_metric
+
+    original = get_metric("auc")
+    with pytest.raises(KeyError, match="already registered"):
+        register_metric("auc", ["binary"])(lambda a, task: 0.5)
+    assert get_metric("auc") is original

@@ -262,3 +262,25 @@ def test_masked_sample_without_a_volume_is_not_dropped_from_dice():
     df.loc[1, "hem.volume_true_ml"] = df.loc[1, "hem.volume_pred_ml"] = 1.0  # c has no mask: left out, as it should
     m = compute_metrics(df, [task]).set_index("metric")
     assert m.loc["dice", "value"] == 0.5 and m.loc["dice", "n"] == 2
+
+
+def test_a_mask_follows_a_flip_and_a_rotation():
+    """Issue 17: transforms saw only the image, so an augmentation left the mask behind."""
+    import pandas as pd
+    import torch
+
+    from mtbench.data import MultiTaskDataset
+    from mtbench.data.transforms import ComposeDict, ImageOnlyd, RandFlipd, RandRot90d
+    from mtbench.tasks import Task
+
+    img = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    img[0, 0, 1, 2] = 1.0  # one bright pixel ...
+    seg = (img[:, 0] > 0).astype(np.float32)  # ... and its mask
+    table = pd.DataFrame({"sample_id": ["a"], "patient_id": ["p"]})
+    tasks = [Task("lesion", "segmentation")]
+    for t in (RandFlipd((0, 1), prob=1.0), RandRot90d((0, 1), prob=1.0),
+              ComposeDict([RandFlipd((1,), prob=1.0), RandRot90d(prob=1.0), ImageOnlyd(lambda x: 2 * x)])):
+        torch.manual_seed(0)
+        s = MultiTaskDataset(table, tasks, img, masks={"lesion": seg}, transform=t)[0]
+        assert not torch.equal(s["targets"]["lesion"][0], torch.as_tensor(seg[0]))  # it moved ...
+        assert torch.equal(s["image"][0] > 0, s["targets"]["lesion"][0] > 0)  # ... with the image

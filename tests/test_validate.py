@@ -165,3 +165,22 @@ def test_cli_data_check_broken_asah_and_splits(shared_data, tmp_path, capsys):
     assert "count-mismatch" in out and "poor: found 40, the card 'asah' (published) says 41 (-1)" in out
     assert set(pd.read_csv(tmp_path / "p.csv")["code"]) >= {"patient-leakage", "unknown-id", "missing-label"}
     assert main(["data", "check", "nope", "--quiet"]) == 2
+
+
+def test_report_has_no_imports_back_and_cards_do_not_import_validate():
+    """Issue 17: cards.py and validate.py imported each other because Report lived in validate."""
+    import ast
+    from pathlib import Path
+
+    import mtbench.data.cards as cards
+    import mtbench.data.report as report
+
+    def imports(mod):
+        tree = ast.parse(Path(mod.__file__).read_text())
+        return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+
+    assert not {m for m in imports(report) if m.startswith("mtbench")}
+    assert "mtbench.data.validate" not in imports(cards)
+    from mtbench.data.validate import Report
+
+    assert Report is report.Report  # the old import path still works

@@ -33,6 +33,8 @@ from typing import Any
 
 import yaml
 
+from mtbench.data.report import Report, check_counts
+
 REQUIRED_FIELDS = ("name", "title", "modality", "adapter", "tasks", "expected_counts", "access", "licence", "citation")
 TASK_KINDS = ("binary", "multiclass", "ordinal", "regression", "segmentation")
 
@@ -171,8 +173,6 @@ def compare_with_card(adapter: str, observed: dict, root=None, report=None):
     """Add the differences between an adapter's counts and its card to a validation ``report``
     (a missing card is a warning, never an error: an installed package may not ship the cards).
     Returns ``{key: (found, expected)}`` for every difference."""
-    from mtbench.data.validate import Report, check_counts
-
     report = report if report is not None else Report(dataset=adapter)
     try:
         card = find_card(adapter)

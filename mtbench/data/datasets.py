@@ -94,9 +94,11 @@ class MultiTaskDataset(Dataset):
     meta_columns:
         Columns passed through to ``sample["meta"]`` and on to the Predictions table.
     transform:
-        Optional callable applied to the image tensor (augmentation, normalisation). With a
-        segmentation task it must not move voxels (intensity transforms only): masks are not
-        transformed.
+        Optional. A :class:`~mtbench.data.transforms.DictTransform` (``RandFlipd``, ``RandRot90d``,
+        ``ComposeDict``, ...) receives ``{"image", "mask": {task: mask}}`` and moves the image and
+        every segmentation mask together (masks are then given on the image's grid). A plain
+        callable is applied to the image tensor only, so with a segmentation task it must not move
+        voxels (intensity transforms only).
     masks:
         Targets of ``segmentation`` tasks: ``{task: masks}`` where ``masks`` is an array
         ``[N, *spatial]`` or ``[N, 1, *spatial]`` aligned with the table's rows (every sample
@@ -203,13 +205,22 @@ class MultiTaskDataset(Dataset):
         return torch.as_tensor((m > 0.5) if m.dtype != bool else m, dtype=torch.float32).unsqueeze(0), torch.tensor(True)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
+        from mtbench.data.transforms import DictTransform
+
         image = self._image(i)
-        if self.transform is not None:
-            image = self.transform(image)
         targets, mask = {}, {}
+        if isinstance(self.transform, DictTransform):  # masks (on the image's grid) follow the transform
+            for name in self._masks:
+                targets[name], mask[name] = self._mask(name, i, image)
+            moved = self.transform({"image": image, "mask": {n: targets[n] for n in self._masks}})
+            image = moved["image"]
+            targets.update(moved["mask"])
+        elif self.transform is not None:
+            image = self.transform(image)
         for name, task in self.tasks.items():
             if task.kind == "segmentation":
-                targets[name], mask[name] = self._mask(name, i, image)
+                if name not in targets:
+                    targets[name], mask[name] = self._mask(name, i, image)
                 continue
             present = bool(self._present[name][i])
             value = np.nan_to_num(self._targets[name][i], nan=0.0)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 # (level, width) in HU; common head-CT presets (e.g. Radiopaedia "Windowing (CT)").
 WINDOWS: dict[str, tuple[float, float]] = {
@@ -228,3 +229,73 @@ class CTPreprocess:
         if self.windows:
             return multi_window(x, self.windows)
         return x[None].astype(np.float32, copy=False)
+
+
+# ----------------------------------------------------------------------------- dictionary transforms
+class DictTransform:
+    """A transform of a whole sample ``{"image": [C, *spatial], "mask": {task: [1, *spatial]}, ...}``
+    (MONAI's dictionary transforms): a spatial transform moves the image and every mask together,
+    so a segmentation target follows an augmentation. :class:`~mtbench.data.MultiTaskDataset`
+    recognises these and applies them before the masks are checked against the image."""
+
+    def __call__(self, sample: dict) -> dict:
+        raise NotImplementedError
+
+    @staticmethod
+    def _apply_spatial(sample: dict, fn) -> dict:
+        out = dict(sample)
+        out["image"] = fn(sample["image"])
+        out["mask"] = {k: fn(v) for k, v in sample.get("mask", {}).items()}
+        return out
+
+
+class ComposeDict(DictTransform):
+    """Apply dictionary transforms in order."""
+
+    def __init__(self, transforms: Sequence[DictTransform]):
+        self.transforms = list(transforms)
+
+    def __call__(self, sample: dict) -> dict:
+        for t in self.transforms:
+            sample = t(sample)
+        return sample
+
+
+class ImageOnlyd(DictTransform):
+    """An image-only callable (intensity scaling, noise) as a dictionary transform; masks untouched."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, sample: dict) -> dict:
+        return {**sample, "image": self.fn(sample["image"])}
+
+
+class RandFlipd(DictTransform):
+    """Flip image and masks along each of ``spatial_axes`` (0 = first spatial axis) with probability ``prob``.
+
+    Draws from torch's RNG, which :func:`~mtbench.train.make_loader` seeds per worker."""
+
+    def __init__(self, spatial_axes: Sequence[int] = (0, 1), prob: float = 0.5):
+        self.spatial_axes, self.prob = tuple(spatial_axes), float(prob)
+
+    def __call__(self, sample: dict) -> dict:
+        for ax in self.spatial_axes:
+            if float(torch.rand(())) < self.prob:
+                sample = self._apply_spatial(sample, lambda t, ax=ax: torch.flip(t, dims=(ax + 1,)))
+        return sample
+
+
+class RandRot90d(DictTransform):
+    """Rotate image and masks by k x 90 degrees (k uniform in 1..3) in the plane of ``spatial_axes``
+    with probability ``prob``."""
+
+    def __init__(self, spatial_axes: tuple[int, int] = (0, 1), prob: float = 0.5):
+        self.spatial_axes, self.prob = tuple(spatial_axes), float(prob)
+
+    def __call__(self, sample: dict) -> dict:
+        if float(torch.rand(())) >= self.prob:
+            return sample
+        k = int(torch.randint(1, 4, ()))
+        dims = (self.spatial_axes[0] + 1, self.spatial_axes[1] + 1)
+        return self._apply_spatial(sample, lambda t: torch.rot90(t, k, dims=dims))

@@ -30,149 +30,25 @@ for; :func:`validate_dataset` loads a registered data set through its adapter an
 
 from __future__ import annotations
 
-import hashlib
 import os
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mtbench.data.cxr import is_dicom_file
 from mtbench.data.splits import LeakageError, check_no_leakage
 
-SEVERITIES = ("error", "warning")
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
-DICOM_SUFFIXES = (".dcm", ".dicom")
-#: Voxel spacing (mm) outside this range is implausible for a clinical CT/MR volume.
-PLAUSIBLE_SPACING_MM = (0.05, 20.0)
+# Report/Problem live in mtbench.data.report and the file checks in mtbench.data.filechecks; both are
+# re-exported here so ``from mtbench.data.validate import Report, check_files`` keeps working.
+from mtbench.data.filechecks import (  # noqa: F401
+    check_dicom_folder, check_duplicate_images, check_files, check_nifti, check_volume_files, file_hash, read_error,
+)
+from mtbench.data.report import (  # noqa: F401
+    DICOM_SUFFIXES, NIFTI_SUFFIXES, PLAUSIBLE_SPACING_MM, SEVERITIES, DataValidationError, FoldError, Problem, Report,
+    check_counts, row_name as _row_name,
+)
 
 
-class DataValidationError(ValueError):
-    """A data set has errors; ``.report`` holds every problem found."""
-
-    def __init__(self, report: "Report"):
-        self.report = report
-        super().__init__(report.format(max_per_code=5))
-
-
-class FoldError(ValueError):
-    """A fold (or split) cannot be evaluated, e.g. it has no positive case of a binary task."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One finding. ``file``/``row``/``column`` say where (``row`` is the manifest or file row)."""
-
-    severity: str
-    code: str
-    message: str
-    file: str | None = None
-    row: Any = None
-    column: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.severity not in SEVERITIES:
-            raise ValueError(f"severity must be one of {SEVERITIES}, got {self.severity!r}.")
-
-    def where(self) -> str:
-        parts = []
-        if self.file:
-            parts.append(str(self.file))
-        if self.row is not None:
-            parts.append(f"row {self.row}")
-        if self.column:
-            parts.append(f"column {self.column}")
-        return ", ".join(parts)
-
-    def __str__(self) -> str:
-        w = self.where()
-        return f"{self.severity.upper()} [{self.code}] {w + ': ' if w else ''}{self.message}"
-
-
-@dataclass
-class Report:
-    """The problems found in one data set, and the counts the checks saw."""
-
-    dataset: str = ""
-    problems: list[Problem] = field(default_factory=list)
-    counts: dict[str, Any] = field(default_factory=dict)
-
-    # ------------------------------------------------------------------ adding
-    def add(self, severity: str, code: str, message: str, file=None, row=None, column=None) -> Problem:
-        p = Problem(severity, code, message, None if file is None else str(file), row, column)
-        self.problems.append(p)
-        return p
-
-    def error(self, code: str, message: str, **where) -> Problem:
-        return self.add("error", code, message, **where)
-
-    def warning(self, code: str, message: str, **where) -> Problem:
-        return self.add("warning", code, message, **where)
-
-    def extend(self, other: "Report | Iterable[Problem]") -> "Report":
-        if isinstance(other, Report):
-            self.problems.extend(other.problems)
-            for k, v in other.counts.items():
-                self.counts.setdefault(k, v)
-        else:
-            self.problems.extend(other)
-        return self
-
-    # ------------------------------------------------------------------ reading
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "warning"]
-
-    @property
-    def ok(self) -> bool:
-        """True when there is no error (warnings allowed)."""
-        return not self.errors
-
-    def codes(self) -> dict[str, int]:
-        """``{code: number of problems}``."""
-        out: dict[str, int] = {}
-        for p in self.problems:
-            out[p.code] = out.get(p.code, 0) + 1
-        return out
-
-    def by_code(self, code: str) -> list[Problem]:
-        return [p for p in self.problems if p.code == code]
-
-    def to_frame(self) -> pd.DataFrame:
-        cols = ["severity", "code", "message", "file", "row", "column"]
-        return pd.DataFrame([{c: getattr(p, c) for c in cols} for p in self.problems], columns=cols)
-
-    def raise_if_errors(self) -> None:
-        if self.errors:
-            raise DataValidationError(self)
-
-    def format(self, max_per_code: int = 10) -> str:
-        """Readable text: a summary line, then the problems grouped by code (errors first)."""
-        head = f"{self.dataset or 'data'}: {len(self.errors)} error(s), {len(self.warnings)} warning(s)"
-        lines = [head]
-        if self.counts:
-            lines.append("  counts: " + ", ".join(f"{k}={v}" for k, v in self.counts.items()))
-        order = sorted(self.codes(), key=lambda c: (self.by_code(c)[0].severity != "error", c))
-        for code in order:
-            ps = self.by_code(code)
-            lines.append(f"  {ps[0].severity.upper()} {code} ({len(ps)}):")
-            for p in ps[:max_per_code]:
-                w = p.where()
-                lines.append(f"    - {w + ': ' if w else ''}{p.message}")
-            if len(ps) > max_per_code:
-                lines.append(f"    ... and {len(ps) - max_per_code} more")
-        return "\n".join(lines)
-
-    __str__ = format
-
-
-# ---------------------------------------------------------------------------- manifest checks
 def _task_columns(task: Mapping) -> list[str]:
     if "columns" in task:
         return list(task["columns"])
@@ -228,12 +104,6 @@ def _fmt(v) -> str:
     return repr(v)
 
 
-def _row_name(manifest: pd.DataFrame, idx) -> str:
-    if "sample_id" in manifest.columns:
-        return f"{idx} ({manifest.at[idx, 'sample_id']})"
-    return str(idx)
-
-
 def check_ids(manifest: pd.DataFrame, report: Report, id_column: str = "sample_id") -> Report:
     """Every ``sample_id`` once; a missing id column or empty ids are errors."""
     if id_column not in manifest.columns:
@@ -245,108 +115,6 @@ def check_ids(manifest: pd.DataFrame, report: Report, id_column: str = "sample_i
     dup = ids.duplicated(keep=False) & ids.notna()
     for value, rows in manifest[dup].groupby(id_column).groups.items():
         report.error("duplicate-id", f"sample id {value!r} appears {len(rows)} times (rows {list(rows)[:5]})", column=id_column)
-    return report
-
-
-def check_files(manifest: pd.DataFrame, report: Report, path_column: str = "path", read: bool = True,
-                progress: bool = False) -> Report:
-    """Image files of the manifest: missing ones (error: the manifest promises them) counted and
-    listed; with ``read`` each file is opened (headers and pixel data) and unreadable ones are
-    errors naming the file and the reader's message."""
-    if path_column not in manifest.columns:
-        return report
-    paths = manifest[path_column]
-    missing = unreadable = 0
-    it = zip(manifest.index, paths)
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(list(it), desc="checking files", leave=False)
-    for idx, p in it:
-        if p is None or (isinstance(p, float) and np.isnan(p)):
-            report.error("missing-file", "no path", row=_row_name(manifest, idx), column=path_column)
-            missing += 1
-            continue
-        if not Path(p).exists():
-            report.error("missing-file", "file not found", file=p, row=_row_name(manifest, idx))
-            missing += 1
-            continue
-        if read:
-            err = read_error(p)
-            if err:
-                report.error("unreadable-file", err, file=p, row=_row_name(manifest, idx))
-                unreadable += 1
-    report.counts["files_missing"] = missing
-    if read:
-        report.counts["files_unreadable"] = unreadable
-    return report
-
-
-def read_error(path: str | os.PathLike) -> str | None:
-    """``None`` if the file reads fully (DICOM pixel data, NIfTI voxels, PNG/JPEG pixels), else why not."""
-    path = Path(path)
-    name = path.name.lower()
-    try:
-        if path.is_dir():  # a DICOM series folder: read it as the adapters' loader will
-            from mtbench.data.io import read_dicom_series
-
-            read_dicom_series(path)
-            return None
-        if name.endswith(NIFTI_SUFFIXES):
-            import nibabel as nib
-
-            img = nib.load(str(path))
-            np.asanyarray(img.dataobj)
-        elif name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
-            import pydicom
-
-            ds = pydicom.dcmread(path)
-            ds.pixel_array  # noqa: B018  (decodes the pixel data)
-        else:
-            from PIL import Image
-
-            with Image.open(path) as im:
-                im.load()
-    except Exception as err:  # every reader raises its own types; the message is what matters
-        return f"cannot be read: {type(err).__name__}: {err}"
-    return None
-
-
-
-
-def file_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-1 of a file's bytes."""
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_duplicate_images(manifest: pd.DataFrame, report: Report, path_column: str = "path",
-                           group_column: str = "patient_id") -> Report:
-    """The same image bytes under two sample ids: an error when the ids belong to different patients
-    (a patient-grouped split could put one image in training and test), a warning otherwise."""
-    if path_column not in manifest.columns:
-        return report
-    seen: dict[str, list] = {}
-    for idx, p in zip(manifest.index, manifest[path_column]):
-        if isinstance(p, str) and Path(p).is_file():
-            seen.setdefault(file_hash(p), []).append(idx)
-    n = 0
-    for digest, rows in seen.items():
-        if len(rows) < 2:
-            continue
-        n += 1
-        ids = [manifest.at[i, "sample_id"] if "sample_id" in manifest else i for i in rows]
-        groups = sorted(set(map(str, manifest.loc[rows, group_column]))) if group_column in manifest else []
-        files = [str(manifest.at[i, path_column]) for i in rows]
-        if len(groups) > 1:
-            report.error("duplicate-image", f"identical image content under ids {ids} of different patients {groups}: "
-                         f"merge their {group_column}s or drop one", file=files[0])
-        else:
-            report.warning("duplicate-image", f"identical image content under ids {ids} (same {group_column})", file=files[0])
-    report.counts["duplicate_images"] = n
     return report
 
 
@@ -386,22 +154,6 @@ def check_folds(table: pd.DataFrame, fold_column: str, label_columns: Sequence[s
     return rep
 
 
-def check_counts(observed: Mapping[str, Any], expected: Mapping[str, Any], report: Report, label: str = "card") -> Report:
-    """Observed counts against a card's expected counts: one warning per difference."""
-    for key, want in expected.items():
-        if want is None:
-            continue
-        if key not in observed:
-            report.warning("count-unknown", f"the {label} expects {key}={want}, the adapter did not count {key!r}")
-            continue
-        got = observed[key]
-        if got != want:
-            report.warning("count-mismatch", f"{key}: found {got}, the {label} says {want} ({got - want:+d})"
-                           if isinstance(got, (int, np.integer)) and isinstance(want, int) else
-                           f"{key}: found {got!r}, the {label} says {want!r}")
-    return report
-
-
 def check_views(manifest: pd.DataFrame, report: Report, frontal_prefixes: Sequence[str] = ("PA", "AP"),
                 view_column: str = "view", severity: str = "error") -> Report:
     """Rows whose view does not start with one of ``frontal_prefixes`` (lateral, unknown)."""
@@ -417,85 +169,6 @@ def check_views(manifest: pd.DataFrame, report: Report, frontal_prefixes: Sequen
 
 
 # ------------------------------------------------------------------------------ volume checks
-def check_dicom_folder(folder: str | os.PathLike, report: Report) -> Report:
-    """A DICOM folder must hold one series: files of several ``SeriesInstanceUID`` (a scout and the
-    axial series, bone and brain kernels) are an error listing each series and its file count.
-    Files that are not readable DICOM are errors too."""
-    import pydicom
-
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.is_file())
-    if not files:
-        report.error("empty-folder", "no file in the DICOM folder", file=folder)
-        return report
-    series: dict[str, list[Path]] = {}
-    for f in files:
-        try:
-            ds = pydicom.dcmread(f, stop_before_pixels=True)
-        except Exception as err:
-            report.error("unreadable-file", f"not a readable DICOM file: {type(err).__name__}: {err}", file=f)
-            continue
-        uid = str(getattr(ds, "SeriesInstanceUID", "<no SeriesInstanceUID>"))
-        desc = str(getattr(ds, "SeriesDescription", "")).strip()
-        series.setdefault(f"{uid}{' (' + desc + ')' if desc else ''}", []).append(f)
-    if len(series) > 1:
-        listing = "; ".join(f"{k}: {len(v)} files, e.g. {v[0].name}" for k, v in series.items())
-        report.error("mixed-series", f"{len(series)} series in one folder: {listing}; pick one (series_uid=...)", file=folder)
-    return report
-
-
-def check_nifti(path: str | os.PathLike, report: Report, spacing_mm: tuple[float, float] = PLAUSIBLE_SPACING_MM,
-                read: bool = True) -> Report:
-    """A NIfTI volume: readable, 3D, voxel spacing within ``spacing_mm`` and finite, an invertible
-    affine (orientation), ``qform``/``sform`` set. Each failure names the file."""
-    import nibabel as nib
-
-    path = Path(path)
-    try:
-        img = nib.load(str(path))
-        if read:
-            np.asanyarray(img.dataobj)
-    except Exception as err:
-        report.error("unreadable-file", f"cannot be read: {type(err).__name__}: {err}", file=path)
-        return report
-    shape = img.shape
-    if len(shape) != 3 and not (len(shape) == 4 and shape[3] == 1):
-        report.error("bad-shape", f"expected a 3D volume, got shape {shape}", file=path)
-    zooms = [float(z) for z in img.header.get_zooms()[:3]]
-    lo, hi = spacing_mm
-    if not all(np.isfinite(zooms)) or any(z < lo or z > hi for z in zooms):
-        report.error("implausible-spacing", f"voxel spacing {zooms} mm outside the plausible {lo}-{hi} mm", file=path)
-    aff = img.affine
-    if not np.all(np.isfinite(aff)) or abs(np.linalg.det(aff[:3, :3])) < 1e-6:
-        report.error("implausible-orientation", f"affine is singular or not finite: {np.round(aff, 3).tolist()}", file=path)
-    else:
-        axes = nib.aff2axcodes(aff)
-        if None in axes:
-            report.error("implausible-orientation", f"affine has no clear axis directions ({axes})", file=path)
-        spacing_aff = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
-        if not np.allclose(spacing_aff, zooms, rtol=1e-2, atol=1e-3):
-            report.warning("spacing-affine-mismatch", f"header pixdim {zooms} disagrees with the affine's "
-                           f"{np.round(spacing_aff, 4).tolist()}", file=path)
-    qcode, scode = int(img.header["qform_code"]), int(img.header["sform_code"])
-    if qcode == 0 and scode == 0:
-        report.warning("no-orientation", "qform_code and sform_code are both 0: orientation unknown", file=path)
-    return report
-
-
-def check_volume_files(manifest: pd.DataFrame, report: Report, path_column: str = "path") -> Report:
-    """:func:`check_nifti` on NIfTI paths and :func:`check_dicom_folder` on folder paths of a manifest."""
-    if path_column not in manifest.columns:
-        return report
-    for p in manifest[path_column].dropna().astype(str):
-        q = Path(p)
-        if q.is_dir():
-            check_dicom_folder(q, report)
-        elif q.name.lower().endswith(NIFTI_SUFFIXES) and q.is_file():
-            check_nifti(q, report)
-    return report
-
-
-# ------------------------------------------------------------------------------ entry points
 def validate_manifest(manifest: pd.DataFrame, card=None, read_files: bool = True, hash_files: bool = True,
                       report: Report | None = None, progress: bool = False) -> Report:
     """Run the manifest checks (ids, labels per the card's schema, files, duplicates, views,

@@ -12,7 +12,7 @@ from mtbench.models.backbones import (
 from mtbench.models import convnet as _convnet  # noqa: F401  (registers "convnet")
 from mtbench.models import torchvision_backbones as _tv  # noqa: F401  (googlenet, shufflenet_v2_*, mobilenet_v2)
 from mtbench.models.convnet import ConvNet
-from mtbench.models.heads import MLPHead, create_head
+from mtbench.models.heads import HEADS, MLPHead, create_head, list_heads, register_head
 from mtbench.models.decoder import UNetDecoder
 from mtbench.models import densenet3d as _densenet3d  # noqa: F401  (registers "densenet121_native", ...)
 from mtbench.models import inflate as _inflate  # noqa: F401  (registers "inflated_resnet18", ...)
@@ -37,7 +37,10 @@ __all__ = [
     "TimmBackbone",
     "backbone_info",
     "create_backbone",
+    "HEADS",
     "create_head",
+    "list_heads",
+    "register_head",
     "create_model",
     "list_backbones",
     "load_state_dict_file",

@@ -26,6 +26,9 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
+from mtbench.models._builder import check_weights_file, download_error, load_state_dict_file  # noqa: F401 (public here too)
+from mtbench.registry import Registry
+
 Pretrained = bool | str | os.PathLike
 
 
@@ -112,12 +115,7 @@ def _create_timm_model(name: str, in_chans: int, pretrained: Pretrained, **kwarg
         try:
             return timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans, **kwargs)
         except Exception as err:  # network errors come in many types (OSError, HF hub errors, ...)
-            raise RuntimeError(
-                f"Could not get pretrained weights for {name!r} from timm's cache or hub ({type(err).__name__}: "
-                f"{err}). Without a network, download the weights elsewhere and pass the file: "
-                f"create_backbone({name!r}, pretrained='/path/to/{name}.safetensors') "
-                "(a .pth/.pt/.bin/.safetensors state dict), or use pretrained=False."
-            ) from err
+            raise download_error(name, err) from err
     path = check_weights_file(pretrained)
     try:
         return timm.create_model(
@@ -134,38 +132,6 @@ def _create_timm_model(name: str, in_chans: int, pretrained: Pretrained, **kwarg
         ) from err
 
 
-def check_weights_file(pretrained: str | os.PathLike) -> Path:
-    """Return ``pretrained`` as an existing file path, or fail saying how to pass one."""
-    if not isinstance(pretrained, (str, os.PathLike)):
-        raise TypeError(
-            f"pretrained must be False, True or a path to a weights file, got {type(pretrained).__name__}."
-        )
-    path = Path(pretrained).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Pretrained weights file not found: {str(path)!r}. Pass the path of a local state-dict file "
-            "(.pth, .pt, .bin or .safetensors), pretrained=False for random initialisation, or "
-            "pretrained=True to use timm's cache/hub (needs a network connection)."
-        )
-    return path
-
-
-def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict from ``.safetensors`` or a torch file (``state_dict``/``model`` keys unwrapped)."""
-    path = check_weights_file(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model", "model_state"):
-        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
-            obj = obj[key]
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} does not contain a state dict (found {type(obj).__name__}).")
-    return obj
-
-
 # ---------------------------------------------------------------------------- registry
 @dataclass(frozen=True)
 class BackboneSpec:
@@ -175,7 +141,7 @@ class BackboneSpec:
     description: str = ""
 
 
-_REGISTRY: dict[str, BackboneSpec] = {}
+BACKBONES = Registry("backbone")  # name -> BackboneSpec (timm names are resolved separately)
 
 
 def register_backbone(
@@ -184,9 +150,7 @@ def register_backbone(
     """Decorator registering ``factory(spatial_dims=, in_chans=, pretrained=, **kwargs) -> Backbone``."""
 
     def deco(factory: Callable[..., Backbone]) -> Callable[..., Backbone]:
-        if name in _REGISTRY:
-            raise ValueError(f"A backbone named {name!r} is already registered.")
-        _REGISTRY[name] = BackboneSpec(name, factory, tuple(spatial_dims), description)
+        BACKBONES.register(name, BackboneSpec(name, factory, tuple(spatial_dims), description), description=description)
         return factory
 
     return deco
@@ -208,7 +172,7 @@ def list_backbones(spatial_dims: int | None = None, pattern: str | None = None, 
 
     names = {
         s.name
-        for s in _REGISTRY.values()
+        for s in map(BACKBONES.get, BACKBONES.names())
         if spatial_dims is None or spatial_dims in s.spatial_dims
     }
     if include_timm and spatial_dims in (None, 2):
@@ -220,7 +184,7 @@ def list_backbones(spatial_dims: int | None = None, pattern: str | None = None, 
 
 def backbone_info(name: str) -> BackboneSpec | None:
     """The registration of a native backbone (``None`` for plain timm names)."""
-    return _REGISTRY.get(name)
+    return BACKBONES.get(name) if name in BACKBONES else None
 
 
 def create_backbone(
@@ -252,7 +216,7 @@ def create_backbone(
         raise ValueError(f"in_chans must be a positive integer, got {in_chans!r}.")
     if isinstance(pretrained, (str, os.PathLike)):
         check_weights_file(pretrained)  # fail before building anything
-    spec = _REGISTRY.get(name)
+    spec = BACKBONES.get(name) if name in BACKBONES else None
     if spec is not None:
         if spatial_dims not in spec.spatial_dims:
             raise ValueError(

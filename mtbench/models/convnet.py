@@ -12,12 +12,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, register_backbone
+from mtbench.models.layers import SPATIAL_DIMS, layer
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_POOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
-_DROP = {2: nn.Dropout2d, 3: nn.Dropout3d}
 
 
 class ConvNet(Backbone):
@@ -33,7 +31,7 @@ class ConvNet(Backbone):
         global_pool: str = "avg",
     ):
         super().__init__()
-        if spatial_dims not in _CONV:
+        if spatial_dims not in SPATIAL_DIMS:
             raise ValueError(f"ConvNet supports spatial_dims 2 or 3, got {spatial_dims}.")
         if global_pool not in ("avg", "max"):
             raise ValueError(f"global_pool must be 'avg' or 'max', got {global_pool!r}.")
@@ -44,16 +42,16 @@ class ConvNet(Backbone):
         prev = in_chans
         for ch in channels:
             layers: list[nn.Module] = [
-                _CONV[spatial_dims](prev, ch, kernel_size, padding=kernel_size // 2, bias=False),
-                _BN[spatial_dims](ch),
+                layer("conv", spatial_dims)(prev, ch, kernel_size, padding=kernel_size // 2, bias=False),
+                layer("batchnorm", spatial_dims)(ch),
                 nn.ReLU(inplace=True),
             ]
             if dropout > 0:
-                layers.append(_DROP[spatial_dims](dropout))
+                layers.append(layer("dropout", spatial_dims)(dropout))
             stages.append(nn.Sequential(*layers))
             prev = ch
         self.stages = nn.ModuleList(stages)
-        self.pool = _POOL[spatial_dims](2, ceil_mode=True)
+        self.pool = layer("maxpool", spatial_dims)(2, ceil_mode=True)
         self.num_features = int(prev)
         self._channels = [int(c) for c in channels]
         self.default_cam_layer_name = f"stages.{len(stages) - 1}"
@@ -90,9 +88,4 @@ class ConvNet(Backbone):
 
 @register_backbone("convnet", spatial_dims=(2, 3), description="small plain CNN (16-32-64-128), CPU-friendly")
 def _convnet(spatial_dims=2, in_chans=1, pretrained=False, **kwargs) -> ConvNet:
-    net = ConvNet(spatial_dims=spatial_dims, in_chans=in_chans, **kwargs)
-    if pretrained is True:
-        raise ValueError("'convnet' has no published weights; pass pretrained=<path to a state dict> or False.")
-    if pretrained:
-        net.load_state_dict(load_state_dict_file(pretrained))
-    return net
+    return load_pretrained(ConvNet(spatial_dims=spatial_dims, in_chans=in_chans, **kwargs), pretrained, name="convnet")

@@ -19,15 +19,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_NORMS = {
-    "batch": {2: nn.BatchNorm2d, 3: nn.BatchNorm3d},
-    "instance": {2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d},
-}
+from mtbench.models.layers import SPATIAL_DIMS, layer
+
+_NORMS = {"batch": "batchnorm", "instance": "instancenorm"}  # norm= option -> layer kind
+
 
 
 def _block(spatial_dims: int, cin: int, cout: int, norm: str) -> nn.Sequential:
-    conv, nrm = _CONV[spatial_dims], _NORMS[norm][spatial_dims]
+    conv, nrm = layer("conv", spatial_dims), layer(_NORMS[norm], spatial_dims)
     return nn.Sequential(
         conv(cin, cout, 3, padding=1, bias=False), nrm(cout), nn.ReLU(inplace=True),
         conv(cout, cout, 3, padding=1, bias=False), nrm(cout), nn.ReLU(inplace=True),
@@ -79,7 +78,7 @@ class UNetDecoder(nn.Module):
         foreground_prior: float | None = None,
     ):
         super().__init__()
-        if spatial_dims not in _CONV:
+        if spatial_dims not in SPATIAL_DIMS:
             raise ValueError(f"UNetDecoder supports spatial_dims 2 or 3, got {spatial_dims}.")
         if norm not in _NORMS:
             raise ValueError(f"Unknown norm {norm!r}; use one of {sorted(_NORMS)}.")
@@ -104,7 +103,7 @@ class UNetDecoder(nn.Module):
             skip = chans[level] if level < self.skip_levels else 0
             blocks.append(_block(spatial_dims, dec[level + 1] + skip, dec[level], norm))
         self.blocks = nn.ModuleList(blocks)
-        self.out = _CONV[spatial_dims](dec[0], out_channels, 1)
+        self.out = layer("conv", spatial_dims)(dec[0], out_channels, 1)
         if foreground_prior is not None:
             p = float(foreground_prior)
             if not 0 < p < 1:

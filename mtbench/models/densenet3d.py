@@ -19,13 +19,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, register_backbone
+from mtbench.models.layers import SPATIAL_DIMS, layer
 
-_CONV = {2: nn.Conv2d, 3: nn.Conv3d}
-_BN = {2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
-_MAXPOOL = {2: nn.MaxPool2d, 3: nn.MaxPool3d}
-_AVGPOOL = {2: nn.AvgPool2d, 3: nn.AvgPool3d}
-_DROPOUT = {2: nn.Dropout2d, 3: nn.Dropout3d}
 
 DENSENET_CONFIGS = {
     "densenet121": dict(init_features=64, growth_rate=32, block_config=(6, 12, 24, 16)),
@@ -42,15 +39,15 @@ class _DenseLayer(nn.Module):
         super().__init__()
         mid = bn_size * growth_rate
         layers = [
-            ("norm1", _BN[spatial_dims](in_channels)),
+            ("norm1", layer("batchnorm", spatial_dims)(in_channels)),
             ("relu1", nn.ReLU(inplace=True)),
-            ("conv1", _CONV[spatial_dims](in_channels, mid, kernel_size=1, bias=False)),
-            ("norm2", _BN[spatial_dims](mid)),
+            ("conv1", layer("conv", spatial_dims)(in_channels, mid, kernel_size=1, bias=False)),
+            ("norm2", layer("batchnorm", spatial_dims)(mid)),
             ("relu2", nn.ReLU(inplace=True)),
-            ("conv2", _CONV[spatial_dims](mid, growth_rate, kernel_size=3, padding=1, bias=False)),
+            ("conv2", layer("conv", spatial_dims)(mid, growth_rate, kernel_size=3, padding=1, bias=False)),
         ]
         if dropout_prob > 0:
-            layers.append(("dropout", _DROPOUT[spatial_dims](dropout_prob)))
+            layers.append(("dropout", layer("dropout", spatial_dims)(dropout_prob)))
         self.layers = nn.Sequential(OrderedDict(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,10 +67,10 @@ class _DenseBlock(nn.Sequential):
 class _Transition(nn.Sequential):
     def __init__(self, spatial_dims: int, in_channels: int, out_channels: int):
         super().__init__()
-        self.add_module("norm", _BN[spatial_dims](in_channels))
+        self.add_module("norm", layer("batchnorm", spatial_dims)(in_channels))
         self.add_module("relu", nn.ReLU(inplace=True))
-        self.add_module("conv", _CONV[spatial_dims](in_channels, out_channels, kernel_size=1, bias=False))
-        self.add_module("pool", _AVGPOOL[spatial_dims](kernel_size=2, stride=2))
+        self.add_module("conv", layer("conv", spatial_dims)(in_channels, out_channels, kernel_size=1, bias=False))
+        self.add_module("pool", layer("avgpool", spatial_dims)(kernel_size=2, stride=2))
 
 
 class DenseNet(Backbone):
@@ -102,17 +99,17 @@ class DenseNet(Backbone):
         dropout_prob: float = 0.0,
     ):
         super().__init__()
-        if spatial_dims not in (2, 3):
+        if spatial_dims not in SPATIAL_DIMS:
             raise ValueError(f"DenseNet supports spatial_dims 2 or 3, got {spatial_dims}.")
         self.spatial_dims = spatial_dims
         self.in_chans = in_chans
         self.features = nn.Sequential(
             OrderedDict(
                 [
-                    ("conv0", _CONV[spatial_dims](in_chans, init_features, kernel_size=7, stride=2, padding=3, bias=False)),
-                    ("norm0", _BN[spatial_dims](init_features)),
+                    ("conv0", layer("conv", spatial_dims)(in_chans, init_features, kernel_size=7, stride=2, padding=3, bias=False)),
+                    ("norm0", layer("batchnorm", spatial_dims)(init_features)),
                     ("relu0", nn.ReLU(inplace=True)),
-                    ("pool0", _MAXPOOL[spatial_dims](kernel_size=3, stride=2, padding=1)),
+                    ("pool0", layer("maxpool", spatial_dims)(kernel_size=3, stride=2, padding=1)),
                 ]
             )
         )
@@ -123,7 +120,7 @@ class DenseNet(Backbone):
             self.features.add_module(f"denseblock{i + 1}", _DenseBlock(spatial_dims, n, ch, bn_size, growth_rate, dropout_prob))
             ch += n * growth_rate
             if i == len(block_config) - 1:
-                self.features.add_module("norm5", _BN[spatial_dims](ch))
+                self.features.add_module("norm5", layer("batchnorm", spatial_dims)(ch))
                 self._map_points.append("norm5")
             else:
                 self.features.add_module(f"transition{i + 1}", _Transition(spatial_dims, ch, ch // 2))
@@ -133,7 +130,7 @@ class DenseNet(Backbone):
         self._channels.append(ch)
         self.num_features = int(ch)
         self.default_cam_layer_name = "features.norm5"
-        self.pool = (nn.AdaptiveAvgPool3d if spatial_dims == 3 else nn.AdaptiveAvgPool2d)(1)
+        self.pool = layer("adaptiveavgpool", spatial_dims)(1)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Conv3d)):
                 nn.init.kaiming_normal_(m.weight)
@@ -171,17 +168,15 @@ class DenseNet(Backbone):
         return self.load_state_dict(feats, strict=strict)
 
 
+def _monai_features(state):
+    return {k: v for k, v in state.items() if k.startswith("features.")}
+
+
 def _make_densenet(variant: str):
     def factory(spatial_dims=3, in_chans=1, pretrained=False, **kwargs) -> DenseNet:
         net = DenseNet(spatial_dims=spatial_dims, in_chans=in_chans, **{**DENSENET_CONFIGS[variant], **kwargs})
-        if pretrained is True:
-            raise ValueError(
-                f"'{variant}_native' has no published weights to download; pass pretrained=<path to a MONAI or "
-                "mtbench DenseNet state dict> (e.g. Cobo et al.'s released checkpoints) or False."
-            )
-        if pretrained:
-            net.load_monai_state_dict(load_state_dict_file(pretrained))
-        return net
+        # A MONAI or mtbench DenseNet state dict (e.g. Cobo et al.'s checkpoints); MONAI's class_layers are dropped.
+        return load_pretrained(net, pretrained, filter_fn=_monai_features, name=f"{variant}_native")
 
     return factory
 

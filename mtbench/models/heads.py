@@ -6,6 +6,8 @@ from typing import Sequence
 
 from torch import nn
 
+from mtbench.registry import Registry, RegistryError
+
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
 
@@ -67,25 +69,58 @@ class MLPHead(nn.Module):
         return self.net(x)
 
 
-HEAD_NAMES = ("linear", "H1", "H2")
+HEADS = Registry("head")
 
 
-def create_head(name: str, in_features: int, out_features: int, dropout: float = 0.5, bias_init: float = 0.01) -> nn.Module:
-    """The named heads of Ruffini et al. (2024).
+def register_head(name: str, **meta):
+    """Decorator: ``factory(in_features, out_features, **kwargs) -> nn.Module`` under ``name``."""
+    return HEADS.register(name, **meta)
+
+
+def list_heads() -> list[str]:
+    return HEADS.names()
+
+
+@register_head("mlp", description="MLPHead (hidden=, dropout=, activation=, init=)")
+def _mlp(in_features: int, out_features: int, **kwargs) -> nn.Module:
+    return MLPHead(in_features, out_features, **kwargs)
+
+
+@register_head("linear", description="one Linear(F, C)")
+def _linear(in_features: int, out_features: int, **_: object) -> nn.Module:
+    return MLPHead(in_features, out_features)
+
+
+@register_head("H1", description="Ruffini et al. 2024: F-128-32-C MLP, Xavier-uniform weights, biases 0.01")
+def _h1(in_features: int, out_features: int, dropout: float = 0.5, bias_init: float = 0.01) -> nn.Module:
+    return MLPHead(in_features, out_features, hidden=(128, 32), dropout=dropout, init="xavier_uniform", bias_init=bias_init)
+
+
+@register_head("H2", description="Ruffini et al. 2024: Linear(F,F)-Dropout-Linear(F,F)-ReLU-Dropout-Linear(F,C)")
+def _h2(in_features: int, out_features: int, dropout: float = 0.5, **_: object) -> nn.Module:
+    f = int(in_features)
+    return nn.Sequential(
+        nn.Linear(f, f), nn.Dropout(dropout), nn.Linear(f, f), nn.ReLU(), nn.Dropout(dropout), nn.Linear(f, int(out_features))
+    )
+
+
+HEAD_NAMES = ("linear", "H1", "H2")  # the paper's heads (kept for callers that list them)
+
+
+def create_head(name: str, in_features: int, out_features: int, **kwargs) -> nn.Module:
+    """A registered head by name (see :func:`list_heads`); the named heads of Ruffini et al. (2024):
 
     ``"linear"``  one ``Linear(F, C)``.
     ``"H1"``      ``Linear(F,128)-ReLU-Dropout-Linear(128,32)-ReLU-Dropout-Linear(32,C)``, Xavier-uniform
                   weights and every bias ``bias_init`` (0.01 in the paper's code): an :class:`MLPHead`.
     ``"H2"``      ``Linear(F,F)-Dropout-Linear(F,F)-ReLU-Dropout-Linear(F,C)`` (no activation after the
                   first layer, as the paper describes it); PyTorch's default initialisation.
+
+    ``dropout`` defaults to 0.5 for H1/H2 (the paper's value). Unknown names raise ``ValueError``
+    with the close matches.
     """
-    if name == "linear":
-        return MLPHead(in_features, out_features)
-    if name == "H1":
-        return MLPHead(in_features, out_features, hidden=(128, 32), dropout=dropout, init="xavier_uniform", bias_init=bias_init)
-    if name == "H2":
-        f = int(in_features)
-        return nn.Sequential(
-            nn.Linear(f, f), nn.Dropout(dropout), nn.Linear(f, f), nn.ReLU(), nn.Dropout(dropout), nn.Linear(f, int(out_features))
-        )
-    raise ValueError(f"Unknown head {name!r}; choose from {HEAD_NAMES}.")
+    try:
+        factory = HEADS.get(name)
+    except RegistryError as err:
+        raise ValueError(str(err)) from None
+    return factory(in_features, out_features, **kwargs)

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mtbench.models.backbones import Backbone, Pretrained, create_backbone
-from mtbench.models.heads import MLPHead
+from mtbench.models.heads import MLPHead, create_head
 from mtbench.tasks import Task, as_task_dict
 
 
@@ -84,9 +84,15 @@ def create_model(
     backbone_kwargs: Mapping | None = None,
     head_kwargs: Mapping | None = None,
     decoder_kwargs: Mapping | None = None,
+    head: str | None = None,
 ) -> MultiTaskModel:
     """Build a :class:`MultiTaskModel` with an :class:`MLPHead` sized for each task, and a
     :class:`~mtbench.models.decoder.UNetDecoder` (options ``decoder_kwargs``) for each segmentation task.
+
+    ``head`` names a registered head (:func:`~mtbench.models.heads.list_heads`: ``"mlp"``,
+    ``"linear"``, Ruffini et al.'s ``"H1"`` / ``"H2"``, or one added with ``register_head``) built
+    for every non-segmentation task with ``head_kwargs``; ``None`` keeps the ``MLPHead`` of
+    ``head_hidden`` / ``head_dropout``.
 
     >>> from mtbench import Task, create_model
     >>> model = create_model("convnet", [Task("prognosis", "binary"), Task("severity", "regression")])
@@ -108,6 +114,9 @@ def create_model(
                                  f"multi-scale maps: {err}") from None
             heads[name] = UNetDecoder(chans, spatial_dims=backbone.spatial_dims, out_channels=task.num_outputs,
                                       **dict(decoder_kwargs or {}))
+            continue
+        if head is not None:
+            heads[name] = create_head(head, backbone.num_features, task.num_outputs, **dict(head_kwargs or {}))
             continue
         heads[name] = MLPHead(
             backbone.num_features, task.num_outputs, hidden=head_hidden, dropout=head_dropout, **dict(head_kwargs or {})

@@ -19,7 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, Pretrained, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, Pretrained, register_backbone
 
 
 def _googlenet():
@@ -79,6 +80,10 @@ def _adapt_first_conv(model: nn.Module, in_chans: int) -> None:
     raise ValueError("No 3-channel first convolution found to adapt.")
 
 
+def _drop_classifier(state):
+    return {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "aux1.", "aux2."))}
+
+
 class TorchvisionBackbone(Backbone):
     """A torchvision classifier without its classifier, returning pooled features."""
 
@@ -87,37 +92,21 @@ class TorchvisionBackbone(Backbone):
         if name not in _BUILDERS:
             raise ValueError(f"No torchvision backbone {name!r}; available: {sorted(_BUILDERS)}.")
         model, head_attr, num_features, cam = _BUILDERS[name]()
-        if pretrained is True:
+        setattr(model, head_attr, nn.Identity())  # before loading: the classifier's weights are not needed
+
+        def download():
             import torchvision.models as tvm
 
-            try:
-                weights = getattr(tvm, _TV_WEIGHTS[name]).DEFAULT
-                state = weights.get_state_dict(progress=False)
-            except Exception as err:
-                raise RuntimeError(
-                    f"Could not get torchvision weights for {name!r} ({type(err).__name__}: {err}). Without a "
-                    f"network, pass a local file: create_backbone({name!r}, pretrained='/path/to/weights.pth')."
-                ) from err
-            self._load(model, state, name)
-        elif pretrained:
-            self._load(model, load_state_dict_file(pretrained), name)
-        setattr(model, head_attr, nn.Identity())
-        if in_chans != 3:
-            _adapt_first_conv(model, in_chans)
+            return getattr(tvm, _TV_WEIGHTS[name]).DEFAULT.get_state_dict(progress=False)
+
+        load_pretrained(model, pretrained, filter_fn=_drop_classifier, name=name, download=download,
+                        adapt_stem=(lambda m: _adapt_first_conv(m, in_chans)) if in_chans != 3 else None)
         self.model = model
         self.name = name
         self.spatial_dims = 2
         self.in_chans = in_chans
         self.num_features = num_features
         self.default_cam_layer_name = "model." + cam
-
-    @staticmethod
-    def _load(model: nn.Module, state: dict, name: str) -> None:
-        state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier.", "aux1.", "aux2."))}
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if not k.startswith(("fc.", "classifier."))]
-        if missing or unexpected:
-            raise RuntimeError(f"Weights for {name!r} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}.")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)

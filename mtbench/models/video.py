@@ -20,7 +20,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from mtbench.models.backbones import Backbone, Pretrained, load_state_dict_file, register_backbone
+from mtbench.models._builder import load_pretrained
+from mtbench.models.backbones import Backbone, Pretrained, register_backbone
 
 VIDEO_RESNETS = ("r3d_18", "mc3_18", "r2plus1d_18")
 
@@ -41,6 +42,14 @@ def adapt_input_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     return w * (i / float(in_chans))
 
 
+_VIDEO_WEIGHTS = {"r3d_18": "R3D_18_Weights", "mc3_18": "MC3_18_Weights", "r2plus1d_18": "R2Plus1D_18_Weights"}
+
+
+def _drop_fc(state):
+    """The classifier is replaced by the identity: its weights are not needed (nor required)."""
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
 class VideoResNetBackbone(Backbone):
     """A torchvision video ResNet without its classifier: ``[B, C, D, H, W] -> [B, 512]``."""
 
@@ -51,27 +60,21 @@ class VideoResNetBackbone(Backbone):
         if name not in VIDEO_RESNETS:
             raise ValueError(f"Unknown video ResNet {name!r}; supported: {list(VIDEO_RESNETS)}.")
         builder = getattr(video, name)
-        if pretrained is True:
-            try:
-                model = builder(weights="DEFAULT")
-            except Exception as err:
-                raise RuntimeError(
-                    f"Could not download torchvision weights for {name!r} ({type(err).__name__}: {err}). "
-                    f"Without a network, pass pretrained='/path/to/{name}.pth' (a torchvision state dict)."
-                ) from err
-        else:
-            model = builder(weights=None)
-            if pretrained:
-                state = load_state_dict_file(pretrained)
-                state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-                model.load_state_dict(state, strict=False)
-        old = model.stem[0]
-        if in_chans != old.in_channels:
-            new = nn.Conv3d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
-            with torch.no_grad():
-                new.weight.copy_(adapt_input_weight(old.weight, in_chans))
-            model.stem[0] = new
-        model.fc = nn.Identity()
+
+        def adapt_stem(model: nn.Module) -> None:  # the 3-channel stem rebuilt for in_chans, weights adapted
+            old = model.stem[0]
+            if in_chans != old.in_channels:
+                new = nn.Conv3d(in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None)
+                with torch.no_grad():
+                    new.weight.copy_(adapt_input_weight(old.weight, in_chans))
+                model.stem[0] = new
+
+        model = builder(weights=None)
+        model.fc = nn.Identity()  # before loading: the classifier's weights are not needed
+        load_pretrained(
+            model, pretrained, filter_fn=_drop_fc, adapt_stem=adapt_stem, name=name,
+            download=lambda: getattr(video, _VIDEO_WEIGHTS[name]).DEFAULT.get_state_dict(progress=False),
+        )
         self.model = model
         self.name = name
         self.spatial_dims = 3
@@ -173,9 +176,4 @@ class PerezDelBarrioCNN(Backbone):
 
 @register_backbone("perez_del_barrio_cnn", spatial_dims=(3,), description="baseline 3D CNN of Pérez del Barrio et al. (16-32-64-128, global max pool)")
 def _perez(spatial_dims=3, in_chans=1, pretrained=False, **kwargs) -> PerezDelBarrioCNN:
-    net = PerezDelBarrioCNN(in_chans=in_chans, **kwargs)
-    if pretrained is True:
-        raise ValueError("'perez_del_barrio_cnn' has no published weights here; pass a state-dict path or False.")
-    if pretrained:
-        net.load_state_dict(load_state_dict_file(pretrained))
-    return net
+    return load_pretrained(PerezDelBarrioCNN(in_chans=in_chans, **kwargs), pretrained, name="perez_del_barrio_cnn")

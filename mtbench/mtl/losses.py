@@ -12,33 +12,31 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from mtbench.registry import Registry, RegistryError
 from mtbench.tasks import Task, ordinal_encode
 
 LossFn = Callable[..., torch.Tensor]
-_LOSSES: dict[str, LossFn] = {}
+LOSSES = Registry("loss")
 
 
 def register_loss(name: str) -> Callable[[LossFn], LossFn]:
     """Decorator: make ``fn(output, target, task, **kwargs) -> [B]`` available as ``Task(loss=name)``."""
 
     def deco(fn: LossFn) -> LossFn:
-        if name in _LOSSES:
-            raise ValueError(f"A loss named {name!r} is already registered.")
-        _LOSSES[name] = fn
-        return fn
+        return LOSSES.register(name, fn)  # a taken name is refused
 
     return deco
 
 
 def list_losses() -> list[str]:
-    return sorted(_LOSSES)
+    return LOSSES.names()
 
 
 def get_loss(name: str) -> LossFn:
     try:
-        return _LOSSES[name]
-    except KeyError:
-        raise ValueError(f"Unknown loss {name!r}; registered losses: {list_losses()}") from None
+        return LOSSES.get(name)
+    except RegistryError as err:  # ValueError, as before; the text suggests the near names
+        raise ValueError(str(err)) from None
 
 
 def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -125,7 +125,7 @@ def load_manifest(
     if report["missing_files"]:
         log.info("aiforcovid: %d of %d images missing under %s.", report["missing_files"], len(out), root / image_dir)
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.validate import Report
+    from mtbench.data.report import Report
 
     validation = Report(dataset=NAME)
     for p in out.loc[~exists, "path"]:

@@ -33,7 +33,7 @@ def load_manifest(root: str | Path | None = None, file: str = FILE) -> pd.DataFr
     ``root`` is the folder holding ``asah.csv`` (default ``<data_root>/asah``) or the CSV itself.
     """
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.validate import Report
+    from mtbench.data.report import Report
 
     root = Path(root) if root is not None else default_root()
     path = root if root.suffix.lower() == ".csv" else root / file

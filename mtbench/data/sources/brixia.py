@@ -236,7 +236,7 @@ def load_manifest(
         "missing_examples": out.loc[~exists, "sample_id"].head(10).tolist(),
     }
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.validate import Report
+    from mtbench.data.report import Report
 
     validation = Report(dataset=NAME)
     for p in out.loc[~exists, "path"]:

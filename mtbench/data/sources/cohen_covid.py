@@ -194,7 +194,7 @@ def load_manifest(
     ``geographic_extent``, ``opacity``. ``attrs["report"]`` counts what was kept and dropped and why.
     """
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.validate import Report
+    from mtbench.data.report import Report
 
     root = Path(root) if root is not None else default_root()
     if not root.is_dir():
