@@ -46,3 +46,42 @@ def test_memory_efficient_densenet_checkpoints_only_in_training_with_grad():
     assert all(b.memory_efficient for n, b in eff.features.named_children() if n.startswith("denseblock"))
     with torch.no_grad():  # nothing to recompute: the plain path, in training mode too
         assert eff(torch.randn(2, 1, 32, 32, 32)).shape == (2, eff.num_features)
+
+
+def test_volume_cache_hits_are_memory_mapped_and_equal(tmp_path):
+    import numpy as np
+
+    from mtbench.data.cache import VolumeCache
+
+    src = tmp_path / "v.nii.gz"
+    src.write_bytes(b"x")
+    arr = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    cache = VolumeCache(tmp_path / "c")
+    cache.get_or_compute(src, {"a": 1}, lambda: arr)
+    hit = cache.get_or_compute(src, {"a": 1}, lambda: pytest.fail("recomputed a cached array"))
+    assert isinstance(hit, np.memmap) and hit.flags.writeable  # copy-on-write: torch.as_tensor takes it
+    np.testing.assert_array_equal(hit, arr)
+    hit[...] = 0  # never written back to the cache
+    np.testing.assert_array_equal(cache.get_or_compute(src, {"a": 1}, lambda: arr), arr)
+    assert not isinstance(VolumeCache(tmp_path / "c", mmap=False).get_or_compute(src, {"a": 1}, lambda: arr), np.memmap)
+
+
+@pytest.mark.slow
+def test_gpu_check_tiny_cpu_mode_prints_one_table(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path / "table.md"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--tiny",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    table = out.read_text()
+    assert table.count("| what | figure | notes |") == 1 and table in proc.stdout
+    for needle in ("fit / bare PyTorch loop", "native_me", "peak memory", "TFLOP/s", "torch.mm", "cobo2024",
+                   "cached 3D volumes", "X-ray"):
+        assert needle in table, needle
+    assert "FAILED" not in table
