@@ -81,7 +81,7 @@ def test_gpu_check_tiny_cpu_mode_prints_one_table(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = out.read_text()
     assert table.count("| what | figure | notes |") == 1 and table in proc.stdout
-    for needle in ("fit / bare PyTorch loop", "native_me", "peak memory", "TFLOP/s", "torch.mm", "cobo2024",
+    for needle in ("fit / bare PyTorch loop", "native_me", "peak memory", "FLOP/s", "torch.mm", "cobo2024",
                    "cached 3D volumes", "X-ray"):
         assert needle in table, needle
     assert "FAILED" not in table
