@@ -50,10 +50,10 @@ PEAK_TFLOPS = {
 
 SIZES = {  # tiny: the same code on a 2-core CPU in about a minute
     "full": dict(batch=8, shape=(40, 301, 301), mm=8192, repeats=3, fit_n=512, fit_size=64, fit_epochs=2,
-                 cobo_patients=16, cobo_shape=(40, 301, 301), cobo_batch=8, cobo_accum=3, loader_volumes=8,
+                 cobo_patients=24, cobo_shape=(40, 301, 301), cobo_batch=8, cobo_accum=3, loader_volumes=8,
                  loader_shape=(40, 301, 301), xrays=None),
     "tiny": dict(batch=2, shape=(32, 32, 32), mm=1024, repeats=3, fit_n=64, fit_size=32, fit_epochs=1,
-                 cobo_patients=16, cobo_shape=(16, 32, 32), cobo_batch=4, cobo_accum=1, loader_volumes=8,
+                 cobo_patients=32, cobo_shape=(16, 32, 32), cobo_batch=4, cobo_accum=1, loader_volumes=8,
                  loader_shape=(16, 48, 48), xrays=24),
 }
 ROWS: list[tuple[str, str, str]] = []
@@ -261,7 +261,7 @@ def section_cobo(dev, z):
     cfg = cobo2024.default_config("smoke" if z["tiny"] else "full")
     cfg["data"].update(source="phantom", phantom={"n_patients": z["cobo_patients"], "shape": list(z["cobo_shape"]), "seed": 0})
     cfg["data"]["preprocess"]["shape"] = list(z["cobo_shape"])
-    cfg["cv"].update(n_splits=3, folds=[0])
+    cfg["cv"].update(n_splits=3, folds=[0], val_fraction=0.25)  # both classes in every part
     cfg["train"].update(epochs=1, batch_size=z["cobo_batch"], grad_accum_steps=z["cobo_accum"], patience=None,
                         device=str(dev), amp="auto")
     t0 = time.perf_counter()
@@ -277,7 +277,7 @@ def section_cobo(dev, z):
         f"phantom + preprocessing {t_data:.1f} s")
 
 
-def section_loader(dev, z, data_root):
+def section_loader(dev, z):
     import numpy as np  # noqa: F401  (the loaders' arrays)
 
     from bench_data import TASK, CachedCXR, epoch_rate
@@ -300,7 +300,7 @@ def section_loader(dev, z, data_root):
         from mtbench.data.cxr import CXRPreprocess
         from mtbench.data.sources import cohen_covid
 
-        manifest = cohen_covid.load_manifest(data_root)
+        manifest = cohen_covid.load_manifest()  # MTBENCH_DATA_ROOT/cohen-covid-mini
     except (FileNotFoundError, ImportError) as e:
         row("real X-ray decoding rows", "skipped", f"no real X-rays here ({str(e)[:80]})")
         return
@@ -323,7 +323,6 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, help="override the DenseNet batch size")
     ap.add_argument("--shape", type=int, nargs=3, metavar=("D", "H", "W"), help="override the DenseNet input size")
     ap.add_argument("--repeats", type=int, help="override the timed steps per configuration")
-    ap.add_argument("--data-root", default=os.environ.get("MTBENCH_DATA_ROOT"), help="folder with cohen-covid-mini")
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_memory:
@@ -344,7 +343,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     sections = {"fit": lambda: section_fit(dev, z), "densenet": lambda: section_densenet(dev, z, has_monai),
                 "flops": lambda: section_flops(dev, z), "cobo": lambda: section_cobo(dev, z),
-                "loader": lambda: section_loader(dev, z, args.data_root)}
+                "loader": lambda: section_loader(dev, z)}
     for s in args.only:
         t0 = time.perf_counter()
         print(f"[{s}]", flush=True)
