@@ -1,7 +1,7 @@
-"""Data throughput: samples/s with 0 vs N loader workers, with and without the preprocessing cache,
+"""Data throughput: steady-state samples/s with 0, 1, 2 loader workers, with and without the preprocessing cache,
 for real 2D chest X-rays and 3D head-CT volumes, measured side by side in one run.
 
-    python benchmarks/bench_data.py [--workers 2] [--epochs 2] [--volumes 24]
+    python benchmarks/bench_data.py [--workers 0 1 2] [--epochs 2] [--volumes 24]
 
 * 2D: the real X-rays of the COVID-19 image data collection (``MTBENCH_DATA_ROOT``/cohen-covid-mini),
   read (JPEG/PNG decode, grayscale) and preprocessed (percentile clip, resize, normalise) per sample,
@@ -46,8 +46,12 @@ class CachedCXR:
         return self.cache.get_or_compute(path, {"cxr": dataclasses.asdict(self.pre)}, lambda: self.pre.load(path))
 
 
-def epoch_rate(dataset, workers: int, epochs: int, batch: int = 8) -> float:
-    loader = make_loader(dataset, batch_size=batch, shuffle=True, num_workers=workers)
+def epoch_rate(dataset, workers: int, epochs: int, batch: int = 8, pin_memory: bool | None = None) -> float:
+    """Steady-state samples/s: the loader (persistent workers, as :func:`fit` uses them) is built once and
+    warmed by one untimed epoch, so worker start-up is not counted (it is paid once per fit, not per epoch)."""
+    loader = make_loader(dataset, batch_size=batch, shuffle=True, num_workers=workers, pin_memory=pin_memory)
+    for _ in loader:
+        pass
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):
         for b in loader:
@@ -55,25 +59,27 @@ def epoch_rate(dataset, workers: int, epochs: int, batch: int = 8) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def measure(name: str, make_dataset, workers: int, epochs: int) -> None:
+def measure(name: str, make_dataset, workers, epochs: int) -> list[tuple[bool, int, float]]:
+    """Rows ``(cached, workers, samples/s)`` for the uncached and cached loader and each worker count."""
     rows = []
     for cached in (False, True):
         with tempfile.TemporaryDirectory() as cache_dir:
             ds = make_dataset(cache_dir if cached else None)
             if cached:
                 epoch_rate(ds, 0, 1)  # fill the cache
-            for w in (0, workers):
+            for w in workers:
                 rows.append((cached, w, epoch_rate(ds, w, epochs)))
     base = rows[0][2]
     print(f"\n{name}")
     print(f"{'cache':<8}{'workers':>8}{'samples/s':>12}{'ratio':>8}")
     for cached, w, rate in rows:
         print(f"{'on' if cached else 'off':<8}{w:>8}{rate:>12.1f}{rate / base:>8.2f}x")
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--volumes", type=int, default=24)
     args = ap.parse_args()

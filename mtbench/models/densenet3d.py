@@ -17,6 +17,7 @@ from collections import OrderedDict
 from typing import Sequence
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from mtbench.models._builder import load_pretrained
@@ -33,7 +34,13 @@ DENSENET_CONFIGS = {
 
 
 class _DenseLayer(nn.Module):
-    """BN-ReLU-Conv(1) to ``bn_size * growth_rate`` channels, BN-ReLU-Conv(3) to ``growth_rate``; concatenated."""
+    """BN-ReLU-Conv(1) to ``bn_size * growth_rate`` channels, BN-ReLU-Conv(3) to ``growth_rate``; concatenated.
+
+    ``new_features(feats, checkpoint=True)`` is the memory-efficient path (torchvision's
+    ``memory_efficient``): the concatenation + ``norm1`` + ``relu1`` + ``conv1`` is recomputed in the
+    backward pass instead of stored, so a block keeps its growth-rate-wide outputs, not one ever wider
+    concatenation per layer.
+    """
 
     def __init__(self, spatial_dims: int, in_channels: int, growth_rate: int, bn_size: int, dropout_prob: float):
         super().__init__()
@@ -53,15 +60,53 @@ class _DenseLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.layers(x)], 1)
 
+    def new_features(self, feats: list[torch.Tensor], checkpoint: bool) -> torch.Tensor:
+        """This layer's ``growth_rate`` new channels from the block's features so far."""
+        if checkpoint and torch.is_grad_enabled() and any(f.requires_grad for f in feats):
+            calls = []
+
+            def bottleneck(*fs):
+                # The recomputation in backward must not update norm1's running statistics a second
+                # time: it runs the same op on throw-away copies of them (the same output).
+                first = not calls
+                calls.append(1)
+                bn = self.layers.norm1
+                x = torch.cat(fs, 1)
+                if first or not bn.training or bn.running_mean is None:
+                    x = bn(x)
+                else:
+                    x = nn.functional.batch_norm(
+                        x, bn.running_mean.clone(), bn.running_var.clone(), bn.weight, bn.bias, True, 0.1, bn.eps
+                    )
+                return self.layers.conv1(self.layers.relu1(x))
+
+            out = torch.utils.checkpoint.checkpoint(bottleneck, *feats, use_reentrant=False)
+            rest = list(self.layers.children())[3:]  # norm2, relu2, conv2 (, dropout)
+        else:
+            out = torch.cat(feats, 1)
+            rest = list(self.layers.children())
+        for m in rest:
+            out = m(out)
+        return out
+
 
 class _DenseBlock(nn.Sequential):
-    def __init__(self, spatial_dims, num_layers, in_channels, bn_size, growth_rate, dropout_prob):
+    def __init__(self, spatial_dims, num_layers, in_channels, bn_size, growth_rate, dropout_prob, memory_efficient=False):
         super().__init__()
+        self.memory_efficient = memory_efficient
         for i in range(num_layers):
             self.add_module(
                 f"denselayer{i + 1}",
                 _DenseLayer(spatial_dims, in_channels + i * growth_rate, growth_rate, bn_size, dropout_prob),
             )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.memory_efficient:
+            return super().forward(x)
+        feats = [x]  # concatenated once, at the end of the block
+        for layer in self:
+            feats.append(layer.new_features(feats, checkpoint=True))
+        return torch.cat(feats, 1)
 
 
 class _Transition(nn.Sequential):
@@ -84,6 +129,10 @@ class DenseNet(Backbone):
         The DenseNet hyper-parameters (DenseNet-121: 64, 32, (6, 12, 24, 16), 4).
     dropout_prob:
         Dropout after each dense layer (MONAI's ``dropout_prob``; 0 by default).
+    memory_efficient:
+        Recompute each dense layer's concatenation, ``norm1`` and bottleneck convolution in the
+        backward pass (gradient checkpointing, as torchvision's ``memory_efficient``): much less
+        activation memory for some extra time; the same outputs, gradients and weights.
 
     ``forward(x)`` returns ``[B, num_features]`` (ReLU + global average pooling of ``features.norm5``).
     """
@@ -97,6 +146,7 @@ class DenseNet(Backbone):
         block_config: Sequence[int] = (6, 12, 24, 16),
         bn_size: int = 4,
         dropout_prob: float = 0.0,
+        memory_efficient: bool = False,
     ):
         super().__init__()
         if spatial_dims not in SPATIAL_DIMS:
@@ -117,7 +167,7 @@ class DenseNet(Backbone):
         self._channels = [init_features]
         self._map_points = ["relu0"]
         for i, n in enumerate(block_config):
-            self.features.add_module(f"denseblock{i + 1}", _DenseBlock(spatial_dims, n, ch, bn_size, growth_rate, dropout_prob))
+            self.features.add_module(f"denseblock{i + 1}", _DenseBlock(spatial_dims, n, ch, bn_size, growth_rate, dropout_prob, memory_efficient))
             ch += n * growth_rate
             if i == len(block_config) - 1:
                 self.features.add_module("norm5", layer("batchnorm", spatial_dims)(ch))
