@@ -98,28 +98,39 @@ def cell_text(value: float, low: float, high: float) -> str:
 
 @dataclass
 class UnitResult:
-    """What one unit produced: test ``predictions``, training ``history`` (with ``best_epoch``),
-    bootstrap ``metrics``, and the trained ``model`` (kept in memory only)."""
+    """What one unit produced: test ``predictions`` (a Predictions table, or ``None``), training
+    ``history`` (with ``best_epoch``), ``metrics`` (one row per task and metric, or per trained
+    model), further named ``tables``, and ``model``: what units that run after it start from (the
+    trained model; kept in memory only)."""
 
-    predictions: pd.DataFrame
+    predictions: pd.DataFrame | None
     history: pd.DataFrame
     metrics: pd.DataFrame
     model: Any = None
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def save(self, unit_dir: Path) -> None:
         from mtbench.predictions import save_predictions
 
         unit_dir.mkdir(parents=True, exist_ok=True)
-        save_predictions(self.predictions, unit_dir / "predictions.csv")
+        if self.predictions is not None:
+            save_predictions(self.predictions, unit_dir / "predictions.csv")
         self.history.to_csv(unit_dir / "history.csv", index=False)
         self.metrics.to_csv(unit_dir / "metrics.csv", index=False)
+        for name, table in self.tables.items():
+            table.to_csv(unit_dir / f"{name}.csv", index=False)
 
     @classmethod
     def load(cls, unit_dir: Path) -> "UnitResult":
         from mtbench.predictions import load_predictions
 
-        return cls(load_predictions(unit_dir / "predictions.csv"), pd.read_csv(unit_dir / "history.csv"),
-                   pd.read_csv(unit_dir / "metrics.csv"))
+        preds = unit_dir / "predictions.csv"
+        tables = {p.stem: pd.read_csv(p) for p in sorted(unit_dir.glob("*.csv")) if p.stem not in _UNIT_FILES}
+        return cls(load_predictions(preds) if preds.is_file() else None, pd.read_csv(unit_dir / "history.csv"),
+                   pd.read_csv(unit_dir / "metrics.csv"), tables=tables)
+
+
+_UNIT_FILES = ("predictions", "history", "metrics")
 
 
 @dataclass
@@ -137,6 +148,17 @@ class ExperimentResult:
     splits: pd.DataFrame = field(default_factory=pd.DataFrame)
     models: dict[str, Any] = field(default_factory=dict)
     prepared: Any = None
+
+    @classmethod
+    def from_units(cls, cfg: dict[str, Any], run_dir: Path, finished: list[tuple[dict, UnitResult]]):
+        """The result of a run folder's finished ``(unit, UnitResult)`` pairs (override to collect more)."""
+        results, predictions, histories = [], {}, {}
+        for unit, r in finished:
+            label = unit_label(unit)
+            results.append(r.metrics)
+            predictions[label], histories[label] = r.predictions, r.history
+        splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
+        return cls(pd.concat(results, ignore_index=True), predictions, histories, cfg, run_dir, splits=splits)
 
     @property
     def best_epochs(self) -> dict[str, int]:
@@ -243,16 +265,10 @@ class Experiment:
 
         run_dir = Path(run_dir)
         cfg = load_run_config(run_dir)
-        results, predictions, histories = [], {}, {}
-        for unit, udir in finished_units(run_dir, self.units(cfg)):
-            r = UnitResult.load(udir)
-            label = unit_label(unit)
-            results.append(r.metrics)
-            predictions[label], histories[label] = r.predictions, r.history
-        if not results:
+        finished = [(u, UnitResult.load(udir)) for u, udir in finished_units(run_dir, self.units(cfg))]
+        if not finished:
             raise FileNotFoundError(f"No finished unit in {run_dir}.")
-        splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
-        return self.result_cls(pd.concat(results, ignore_index=True), predictions, histories, cfg, run_dir, splits=splits)
+        return self.result_cls.from_units(cfg, run_dir, finished)
 
     def report(self, run_dir: str | Path) -> str:
         """Aggregate the finished units of a run folder into its tables and figures; the summary as text."""

@@ -48,9 +48,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from mtbench.data import MultiTaskDataset, assign_folds, make_synthetic_cxr
-from mtbench.data.multidataset import MultiDatasetConcat, batch_dataset_ratio, summarise_ratio
-from mtbench.data.sources.brixia import ZONE_COLUMNS, add_brixia_targets
+from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets, summarise_ratio
+from mtbench.data.sources.brixia import ZONE_COLUMNS
 from mtbench.metrics import compute_metrics
 from mtbench.models import MultiTaskModel, create_backbone, create_head
 from mtbench.models.merging import init_from_two
@@ -196,90 +196,10 @@ def label_columns(structure: str) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- data
-@dataclass
-class TwoDatasets:
-    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays."""
-
-    prognosis: pd.DataFrame
-    severity: pd.DataFrame
-    images: dict[str, np.ndarray]
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-def _protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: str | None) -> pd.Series:
-    if protocol["name"] == "cv":
-        strat = None
-        if stratify is not None:
-            strat = "__strat"
-            table = table.assign(__strat=table[stratify].astype("string").fillna("none"))
-        return assign_folds(table, int(protocol["n_folds"]), "patient_id", strat, int(protocol.get("seed", 0))).astype(str)
-    if protocol["name"] == "loco":
-        return table["center"].astype(str)
-    raise ValueError(f"Unknown protocol {protocol['name']!r}; use 'cv' or 'loco'.")
-
-
 def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
-    """Load the two data sets named by ``cfg["data"]["source"]`` and assign protocol folds."""
-    from mtbench.data.cxr import CXRPreprocess, preprocess_images
-
-    d, protocol = cfg["data"], cfg["protocol"]
-    source = d["source"]
-    pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(cfg["model"]["in_chans"]),
-                        normalisation=d["normalisation"])
-    if source == "synthetic":
-        s = d["synthetic"]
-        syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))
-        table = add_brixia_targets(syn.table)
-        table["center"] = "synthetic"
-        imgs = syn.images
-        if int(cfg["model"]["in_chans"]) == 3:
-            imgs = np.repeat(imgs, 3, axis=1)
-        half = np.arange(len(table)) % 2 == 0  # disjoint patients: even -> prognosis set, odd -> severity set
-        prog = table[half].copy()
-        sev = table[~half].copy()
-        prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
-        sev["fold"] = _protocol_folds(sev, protocol, None).to_numpy()
-        prog[[*ZONE_COLUMNS]] = np.nan
-        sev["prognosis"] = np.nan
-        images = {"prognosis": imgs[half], "severity": imgs[~half]}
-        return TwoDatasets(prog.reset_index(drop=True), add_brixia_targets(sev).reset_index(drop=True), images,
-                           {"source": "synthetic", "prognosis": len(prog), "severity": len(sev)})
-    if source == "cohen":
-        from mtbench.data.sources import cohen_covid
-
-        manifest = add_brixia_targets(cohen_covid.load_manifest(d.get("cohen_root")))
-        manifest["fold"] = _protocol_folds(manifest, protocol, "prognosis").to_numpy()
-        arr = preprocess_images(manifest, pre, progress=progress)
-        has_p = manifest["prognosis"].notna().to_numpy()
-        has_s = manifest["brixia_global"].notna().to_numpy()
-        prog = manifest[has_p].copy()
-        prog[[*ZONE_COLUMNS, "brixia_global_class", "brixia_right_class", "brixia_left_class"]] = np.nan
-        sev = manifest[has_s].copy()
-        sev["prognosis"] = np.nan
-        report = {"source": "cohen", **manifest.attrs.get("report", {}), "prognosis_set": int(has_p.sum()),
-                  "severity_set": int(has_s.sum()), "in_both_sets": int((has_p & has_s).sum())}
-        return TwoDatasets(prog.reset_index(drop=True), sev.reset_index(drop=True),
-                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report)
-    if source == "aiforcovid_brixia":
-        from mtbench.data.sources import aiforcovid, brixia
-
-        prog = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
-        if d.get("aiforcovid_split_dir"):
-            splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
-            test = splits[splits["split"] == "test"].drop_duplicates("img")
-            prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
-        else:
-            prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
-        sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
-                                   mask_dir="masks" if d.get("use_lung_masks") else None)
-        sev["prognosis"] = np.nan
-        n = prog["fold"].nunique()
-        sev["fold"] = pd.Series(
-            assign_folds(sev, n, "patient_id", None, int(protocol.get("seed", 0))).to_numpy()
-        ).map(dict(enumerate(sorted(prog["fold"].unique())))).to_numpy()
-        images = {"prognosis": preprocess_images(prog, pre, progress=progress), "severity": preprocess_images(sev, pre, progress=progress)}
-        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog.attrs.get("report"), "brixia": sev.attrs.get("report")})
-    raise ValueError(f"Unknown data source {source!r}; use 'synthetic', 'cohen' or 'aiforcovid_brixia'.")
+    """The two data sets named by ``cfg["data"]["source"]``, with protocol folds
+    (:func:`mtbench.data.multidataset.load_two_datasets`)."""
+    return load_two_datasets(cfg["data"], cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
 
 
 def _train_val(table: pd.DataFrame, test_fold: str, val_fraction: float, seed: int, stratify: str | None):
@@ -594,12 +514,13 @@ def _unit_dir(run_dir: Path, backbone: str, fold: str, arm: str) -> Path:
 def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
     """Train one backbone x fold x arm into ``unit_dir``; dependencies are read from their units' best weights."""
     from mtbench.predictions import save_predictions
+    from mtbench.runs import run_dir_of_unit
     from mtbench.train.distributed import is_main_process
 
     with torch_threads(cfg.get("num_threads")):
         bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
         data = _cached_data(cfg, progress=progress)
-        run_dir = Path(unit_dir).parents[3]  # <run>/units/backbone=/fold=/arm=
+        run_dir = run_dir_of_unit(unit_dir, unit)
         trained = {}
         for dep in _arm_dependencies(cfg["arms"][arm]):
             best = _unit_dir(run_dir, bb, fold, dep) / "best.pt"
