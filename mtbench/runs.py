@@ -160,13 +160,14 @@ def is_done(run_dir: Path, unit: Mapping[str, Any]) -> bool:
     return (Path(run_dir) / "units" / unit_key(unit) / UNIT_DONE).is_file()
 
 
-def start_run(run_dir: Path, config: Mapping[str, Any], manifest) -> None:
+def start_run(run_dir: Path, config: Mapping[str, Any], manifest, splits=None) -> None:
     """Open (or re-open) a run folder: ``config.yaml`` + ``provenance.json`` on first use,
     ``data_fingerprint.json`` and ``splits.csv`` always.
 
     Re-opening with another configuration, or with data that changed since the run started, is
     refused: the results would mix two experiments. ``manifest`` is the label table (or
-    ``{name: table}``) the run uses; its ``split``/``fold`` columns become ``splits.csv``.
+    ``{name: table}``) the run uses; ``splits`` each sample's split or fold (default: the
+    manifest's ``split``/``fold`` columns) becomes ``splits.csv``.
     """
     from mtbench.experiments.base import splits_table
 
@@ -186,7 +187,7 @@ def start_run(run_dir: Path, config: Mapping[str, Any], manifest) -> None:
             "results would mix two data sets. Start a new run (--new) or restore the data."
         )
     fp_file.write_text(json.dumps(fingerprint, indent=2))
-    splits_table(manifest).to_csv(run_dir / "splits.csv", index=False)
+    (splits if splits is not None else splits_table(manifest)).to_csv(run_dir / "splits.csv", index=False)
 
 
 def mark_done(unit_dir: Path, key: str, seconds: float) -> None:
@@ -214,8 +215,7 @@ def run_experiment(
     run_dir = Path(run_dir)
     main = ddp.is_main_process()
     if main:
-        manifest = experiment.data_manifest(config)
-        start_run(run_dir, config, manifest)
+        start_run(run_dir, config, experiment.data_manifest(config), experiment.data_splits(config))
         with open(run_dir / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                                  "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")

@@ -75,7 +75,7 @@ def aggregate(result, run_dir):
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate)
 run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest = EXPERIMENT.data_manifest
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
 
 
 @pytest.fixture
@@ -133,11 +133,12 @@ def test_quickstart_notebook_folder_is_read_by_mtbench_report(tmp_path, capsys):
 def test_changed_data_is_refused_on_resume(registered, tmp_path):
     run_experiment(registered, default_config(), tmp_path, select={"arm": "signal"}, progress=False)
     EXPERIMENT.prepare = lambda cfg: Prepared(prepare(cfg).table.assign(y=0.0))
+    EXPERIMENT._last = None  # forget the data kept for the last configuration
     try:
         with pytest.raises(ValueError, match="data changed"):
             run_experiment(registered, default_config(), tmp_path, progress=False)
     finally:
-        EXPERIMENT.prepare = prepare
+        EXPERIMENT.prepare, EXPERIMENT._last = prepare, None
 
 
 def test_arms_are_data():

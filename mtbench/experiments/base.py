@@ -166,12 +166,10 @@ class ExperimentResult:
 
 
 def unit_label(unit: Mapping[str, Any]) -> str:
-    """How a unit is named in a result's dicts: ``"arm/seed0"`` (the notebooks' keys)."""
-    if set(unit) - {"after"} == {"arm", "seed"}:
-        return f"{unit['arm']}/seed{unit['seed']}"
-    from mtbench.runs import unit_key
-
-    return unit_key(unit)
+    """How a unit is named in a result's dicts: its first value, then ``<key><value>`` for the rest
+    (``{"arm": "mt", "seed": 0}`` -> ``"mt/seed0"``: the notebooks' keys)."""
+    items = [(k, v) for k, v in unit.items() if k != "after"]
+    return "/".join([str(items[0][1])] + [f"{k}{v}" for k, v in items[1:]])
 
 
 def splits_table(manifest: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -187,20 +185,39 @@ class Experiment:
     """Orchestration shared by every experiment (see the module docstring)."""
 
     def __init__(self, name: str, *, default_config: Callable, prepare: Callable, units: Callable, train_unit: Callable,
-                 aggregate: Callable, manifest: Callable[[Any], Any] | None = None, result_cls: type = ExperimentResult,
+                 aggregate: Callable, manifest: Callable[[Any], Any] | None = None,
+                 splits: Callable[[Any], pd.DataFrame] | None = None, result_cls: type = ExperimentResult,
                  load_upstream: Callable | None = None):
         self.name, self.default_config = name, default_config
         self.prepare, self.units, self.train_unit, self.aggregate = prepare, units, train_unit, aggregate
         # prepared -> the label table(s) the run uses (fingerprinted; its split/fold columns -> splits.csv)
         self.manifest = manifest or (lambda prepared: prepared.table)
+        # prepared -> each sample's split/fold (splits.csv); default: the manifest's split/fold columns
+        self.splits = splits or (lambda prepared: splits_table(self.manifest(prepared)))
+        self._last: tuple[str, Any] | None = None  # (config hash, prepared): see prepared()
         self.result_cls = result_cls
         # (cfg, unit of the needed arm, its folder) -> its trained model, when a unit starts from another's
         self.load_upstream = load_upstream
 
     # ------------------------------------------------------------------ data
-    def data_manifest(self, cfg: Mapping[str, Any], prepared: Any = None):
+    def prepared(self, cfg: Mapping[str, Any]) -> Any:
+        """``prepare(cfg)``, kept for the last configuration only: the units of one process (a job of a
+        job array, or ``mtbench run`` resuming many units) load the data once."""
+        from mtbench.runs import config_hash
+
+        key = config_hash(cfg)
+        if self._last is None or self._last[0] != key:
+            self._last = None  # free the previous data before loading the next
+            self._last = (key, self.prepare(cfg))
+        return self._last[1]
+
+    def data_manifest(self, cfg: Mapping[str, Any]):
         """The label table(s) of a configuration (what the run folder fingerprints)."""
-        return self.manifest(prepared if prepared is not None else self.prepare(cfg))
+        return self.manifest(self.prepared(cfg))
+
+    def data_splits(self, cfg: Mapping[str, Any]) -> pd.DataFrame:
+        """Each sample's split or fold (what ``splits.csv`` holds)."""
+        return self.splits(self.prepared(cfg))
 
     # ------------------------------------------------------------------ one unit (CLI, clusters)
     def run_unit(self, cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True,
@@ -217,7 +234,7 @@ class Experiment:
             run_dir = run_dir_of_unit(unit_dir, unit)
             by_key = {unit_key(u): u for u in self.units(cfg)}
             upstream = [self.load_upstream(cfg, by_key[k], run_dir / "units" / k) for k in unit["after"]]
-        prepared = prepared if prepared is not None else self.prepare(cfg)
+        prepared = prepared if prepared is not None else self.prepared(cfg)
         r = self.train_unit(cfg, unit, prepared, checkpoint_dir=unit_dir, progress=progress, upstream=upstream)
         from mtbench.train.distributed import is_main_process
 
@@ -237,7 +254,7 @@ class Experiment:
         t0 = time.perf_counter()
         prepared = self.prepare(cfg)
         timings = {"data_s": time.perf_counter() - t0}
-        start_run(folder, cfg, self.manifest(prepared))
+        start_run(folder, cfg, self.manifest(prepared), self.splits(prepared))
         models: dict[str, Any] = {}
         for unit in self.units(cfg):
             key, label, t1 = unit_key(unit), unit_label(unit), time.perf_counter()

@@ -276,4 +276,4 @@ def aggregate(result: Gong2023Result, run_dir: Path) -> str:
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream)
 run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest = EXPERIMENT.data_manifest
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

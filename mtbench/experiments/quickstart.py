@@ -182,4 +182,4 @@ def aggregate(result: QuickstartResult, run_dir: Path) -> str:
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
                         aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult)
 run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest = EXPERIMENT.data_manifest
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

@@ -318,7 +318,8 @@ def aggregate(result: WhenMTLResult, run_dir: Path) -> str:
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=Prepared, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=WhenMTLResult, load_upstream=load_single_task)
-run_unit, report, load_result, data_manifest = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load, EXPERIMENT.data_manifest
+run_unit, report, load_result = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
 
 
 def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> WhenMTLResult:
