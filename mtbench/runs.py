@@ -80,12 +80,13 @@ def _plain(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ experiments as units
-# An experiment that can be resumed and spread over a cluster defines
+# Every experiment module (see mtbench.experiments.base.Experiment, which provides all but units) defines
 #   units(config) -> list[dict]              independent pieces (arm x backbone x fold x seed ...),
 #                                             in an order that respects dependencies; a unit may
 #                                             name others in unit["after"] (keys, see unit_key)
 #   run_unit(config, unit, unit_dir, progress) writes the unit's predictions/history into unit_dir
 #   report(run_dir) -> str                    aggregates whatever units have finished
+#   data_manifest(config), data_splits(config) the data fingerprinted, and splits.csv (always written)
 UNIT_DONE = "DONE.json"
 
 

@@ -135,11 +135,11 @@ class WhenMTLResult:
     runs: pd.DataFrame
     comparisons: pd.DataFrame
     settings: pd.DataFrame
-    weight_logs: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
     config: dict[str, Any]
-    run_dir: Path | None = None
+    weight_logs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
 
     @classmethod
     def from_units(cls, cfg, run_dir, finished) -> "WhenMTLResult":
@@ -154,7 +154,7 @@ class WhenMTLResult:
                 kind, _, arm = name.partition(".")
                 key = f"{unit['setting']}/{arm}/seed{unit['seed']}"
                 (weight_logs if kind == "weights" else histories)[key] = table
-        return cls(runs, compare(runs, cfg["metric"]), grid, weight_logs, histories, cfg, run_dir)
+        return cls(runs, compare(runs, cfg["metric"]), grid, cfg, weight_logs, histories, run_dir=run_dir)
 
     def table(self) -> pd.DataFrame:
         """The paired comparisons: ``gain [CI] (p)`` per setting and weighting."""
