@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 
 from mtbench.data import MultiTaskDataset, assign_folds
-from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets, summarise_ratio
+from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets
 from mtbench.data.sources.brixia import ZONE_COLUMNS
 from mtbench.experiments.base import Experiment, UnitResult
 from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of this experiment's interface)
@@ -282,7 +282,7 @@ def _arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
     return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
 
 
-def train_arm(
+def _train_arm(
     cfg: Mapping[str, Any], data: TwoDatasets, backbone: str, fold: str, arm: str,
     trained: Mapping[str, MultiTaskModel], checkpoint_dir: str | Path | None = None, progress: bool = False,
 ) -> ArmResult:
@@ -358,11 +358,11 @@ def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], data: TwoDatasets, checkpoint_dir=None,
                progress: bool = True, upstream=None) -> UnitResult:
-    """One backbone x fold x arm (:func:`train_arm`); ``upstream``: the models of the arms it starts from."""
+    """One backbone x fold x arm (:func:`_train_arm`); ``upstream``: the models of the arms it starts from."""
     bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
     trained = dict(zip(_arm_dependencies(cfg["arms"][arm]), upstream or []))
     with torch_threads(cfg.get("num_threads")):
-        r = train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=checkpoint_dir, progress=progress)
+        r = _train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=checkpoint_dir, progress=progress)
     r.predictions.attrs["tasks"] = [t.to_dict() for t in _arm_tasks(cfg, arm)]
     tables = {"dataset_ratio": r.dataset_ratio} if r.dataset_ratio is not None else {}
     return UnitResult(r.predictions, r.history.assign(best_epoch=r.best_epoch), r.metrics, r.model, tables)
