@@ -247,7 +247,7 @@ class Experiment:
             progress: bool = True):
         """Run every unit in memory and return the result, writing the run folder as ``mtbench run`` does
         (into a temporary folder when ``run_dir`` is ``None``): ``mtbench report`` reads it alike."""
-        from mtbench.runs import UNIT_DONE, mark_done, start_run, unit_key
+        from mtbench.runs import mark_done, start_run, unit_key
 
         cfg = copy.deepcopy(dict(config if config is not None else self.default_config()))
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"mtbench-{self.name}-"))
@@ -256,7 +256,8 @@ class Experiment:
         timings = {"data_s": time.perf_counter() - t0}
         start_run(folder, cfg, self.manifest(prepared), self.splits(prepared))
         models: dict[str, Any] = {}
-        for unit in self.units(cfg):
+        units = self.units(cfg)
+        for unit in units:
             key, label, t1 = unit_key(unit), unit_label(unit), time.perf_counter()
             udir = folder / "units" / key
             upstream = [models[d] for d in unit.get("after", [])] or None
@@ -265,13 +266,10 @@ class Experiment:
             timings[f"{label}_s"] = time.perf_counter() - t1
             mark_done(udir, key, timings[f"{label}_s"])
             models[key] = r.model
-        assert all((folder / "units" / unit_key(u) / UNIT_DONE).is_file() for u in self.units(cfg))
         timings["total_s"] = time.perf_counter() - t0
         result = self.load(folder)
         result.timings, result.prepared = timings, prepared
-        result.models = {unit_label(u): models[unit_key(u)] for u in self.units(cfg)}
-        if run_dir is None:
-            result.run_dir = None  # a scratch folder: say so rather than point at it
+        result.models = {unit_label(u): models[unit_key(u)] for u in units}
         self.aggregate(result, folder)
         return result
 

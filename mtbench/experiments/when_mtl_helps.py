@@ -318,16 +318,8 @@ def aggregate(result: WhenMTLResult, run_dir: Path) -> str:
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=Prepared, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=WhenMTLResult, load_upstream=load_single_task)
-run_unit, report, load_result = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
 data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
-
-
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> WhenMTLResult:
-    """Train every (setting, arm, weighting, seed) of the grid in memory; the run folder as ``mtbench run`` writes it."""
-    result = EXPERIMENT.run(config, run_dir, progress)
-    if run_dir is None:
-        result.run_dir = None
-    return result
 
 
 def compare(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
