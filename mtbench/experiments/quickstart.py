@@ -21,8 +21,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from mtbench.data import MultiTaskDataset, make_synthetic_cxr, subsample_labels, train_val_test_split
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, cell_text
-from mtbench.data import MultiTaskDataset, make_synthetic_cxr, split_table, subsample_labels, train_val_test_split
 from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
