@@ -238,9 +238,8 @@ def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
     """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
     m = cfg["model"]
-    name, pretrained = backbone, m.get("pretrained", False)
-    if pretrained is True and backbone in PRETRAINED_TAGS:
-        name = PRETRAINED_TAGS[backbone]
+    pretrained = m.get("pretrained", False)
+    name = PRETRAINED_TAGS.get(backbone, backbone) if pretrained is True else backbone
     kwargs = dict((m.get("backbone_kwargs") or {}).get(backbone, {}))
     bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
     heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
@@ -363,9 +362,9 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], data: TwoDataset
     trained = dict(zip(_arm_dependencies(cfg["arms"][arm]), upstream or []))
     with torch_threads(cfg.get("num_threads")):
         r = _train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=checkpoint_dir, progress=progress)
-    r.predictions.attrs["tasks"] = [t.to_dict() for t in _arm_tasks(cfg, arm)]
-    tables = {"dataset_ratio": r.dataset_ratio} if r.dataset_ratio is not None else {}
-    return UnitResult(r.predictions, r.history.assign(best_epoch=r.best_epoch), r.metrics, r.model, tables)
+    r.predictions.attrs["tasks"] = [t.to_dict() for t in _arm_tasks(cfg, arm)]  # the arm's tasks, also where a set lacks one
+    return UnitResult(r.predictions, r.history.assign(best_epoch=r.best_epoch), r.metrics, r.model,
+                      {} if r.dataset_ratio is None else {"dataset_ratio": r.dataset_ratio})
 
 
 def load_upstream(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path) -> MultiTaskModel:
