@@ -3,7 +3,8 @@
     mtbench --version
     mtbench list [backbones|experiments|datasets|weightings|metrics] [--pattern 'resnet*'] [--spatial-dims 3]
     mtbench run EXPERIMENT [--profile smoke|full] [--data-root P] [--set key.sub=value ...]
-                           [--arm A] [--backbone B] [--fold K] [--seed S] [--run-dir D | --new]
+                           [--arm A] [--backbone B] [--fold K] [--seed S] [--setting S]
+                           [--run-dir D | --new]
     mtbench plan EXPERIMENT [same options]    one command per unit, for a cluster job array
     mtbench report RUN_DIR ...                aggregate finished units, list missing ones
     mtbench data check DATASET [--data-root P | --root P] [--splits CSV] [--no-read]
@@ -93,8 +94,11 @@ def _resolved_config(args) -> tuple[Any, dict]:
     return exp, cfg
 
 
+UNIT_FLAGS = ("arm", "backbone", "fold", "seed", "setting")  # the keys a unit may have (mtbench.runs.unit_key)
+
+
 def _selection(args) -> dict:
-    return {k: getattr(args, k) for k in ("arm", "backbone", "fold", "seed") if getattr(args, k, None) is not None}
+    return {k: getattr(args, k) for k in UNIT_FLAGS if getattr(args, k, None) is not None}
 
 
 def _cmd_run(args) -> int:
@@ -104,28 +108,23 @@ def _cmd_run(args) -> int:
     ddp.init_distributed()  # a no-op unless launched by torchrun
     exp, cfg = _resolved_config(args)
     main = ddp.is_main_process()
-    if not hasattr(exp, "units"):  # an experiment that runs as one piece
+    if args.run_dir:
+        run_dir = Path(args.run_dir)
+    elif args.new:
         run_dir = ddp.broadcast_object(create_run_dir(args.experiment, root=args.out) if main else None)
-        result = exp.run(cfg, run_dir=run_dir, progress=not args.quiet)
-        text = result.table().to_string() if hasattr(result, "table") else ""
     else:
-        if args.run_dir:
-            run_dir = Path(args.run_dir)
-        elif args.new:
-            run_dir = ddp.broadcast_object(create_run_dir(args.experiment, root=args.out) if main else None)
-        else:
-            run_dir = run_dir_for(args.experiment, cfg, args.out)
-        if main:
-            print(f"mtbench run {args.experiment} (profile {cfg.get('profile')}) -> {run_dir}")
-        done = run_experiment(exp, cfg, run_dir, _selection(args), progress=not args.quiet)
-        text = ""
-        if main:
-            if done["skipped"] and not done["ran"]:
-                print(f"Every selected unit had finished earlier ({len(done['skipped'])}); nothing was re-run.")
-            text = exp.report(run_dir)
-            missing = missing_units(exp, cfg, run_dir)
-            if missing:
-                text += f"\n\n{len(missing)} unit(s) not finished yet: {', '.join(missing)}"
+        run_dir = run_dir_for(args.experiment, cfg, args.out)
+    if main:
+        print(f"mtbench run {args.experiment} (profile {cfg.get('profile')}) -> {run_dir}")
+    done = run_experiment(exp, cfg, run_dir, _selection(args), progress=not args.quiet)
+    text = ""
+    if main:
+        if done["skipped"] and not done["ran"]:
+            print(f"Every selected unit had finished earlier ({len(done['skipped'])}); nothing was re-run.")
+        text = exp.report(run_dir)
+        missing = missing_units(exp, cfg, run_dir)
+        if missing:
+            text += f"\n\n{len(missing)} unit(s) not finished yet: {', '.join(missing)}"
     if main:
         if text:
             print(text)
@@ -143,8 +142,6 @@ def _cmd_plan(args) -> int:
     from mtbench.runs import run_dir_for, unit_key
 
     exp, cfg = _resolved_config(args)
-    if not hasattr(exp, "units"):
-        raise SystemExit(f"Experiment {args.experiment!r} runs as one piece; there is nothing to plan.")
     run_dir = Path(args.run_dir) if args.run_dir else run_dir_for(args.experiment, cfg, args.out)
     base = ["mtbench", "run", args.experiment, "--profile", cfg.get("profile", "smoke"), "--run-dir", str(run_dir), "--quiet"]
     for item in args.set or []:
@@ -161,7 +158,7 @@ def _cmd_plan(args) -> int:
         for k, v in u.items():
             if k == "after":
                 continue
-            if k not in ("arm", "backbone", "fold", "seed"):
+            if k not in UNIT_FLAGS:
                 raise SystemExit(f"Unit key {k!r} has no command-line flag.")
             flags += [f"--{k}", str(v)]
         after = f"  # after: {', '.join(u['after'])}" if u.get("after") else ""
@@ -246,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_run = sub.add_parser("run", help="run (or resume) an experiment into its run folder")
     experiment_args(p_run)
-    for key in ("arm", "backbone", "fold", "seed"):
+    for key in UNIT_FLAGS:
         p_run.add_argument(f"--{key}", help=f"run only the units with this {key}")
     p_run.add_argument("--new", action="store_true", help="start a fresh run folder instead of resuming")
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")

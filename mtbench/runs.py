@@ -84,12 +84,13 @@ def _plain(obj: Any) -> Any:
 
 
 # ------------------------------------------------------------------ experiments as units
-# An experiment that can be resumed and spread over a cluster defines
+# Every experiment module (see mtbench.experiments.base.Experiment, which provides all but units) defines
 #   units(config) -> list[dict]              independent pieces (arm x backbone x fold x seed ...),
 #                                             in an order that respects dependencies; a unit may
 #                                             name others in unit["after"] (keys, see unit_key)
 #   run_unit(config, unit, unit_dir, progress) writes the unit's predictions/history into unit_dir
 #   report(run_dir) -> str                    aggregates whatever units have finished
+#   data_manifest(config), data_splits(config) the data fingerprinted, and splits.csv (always written)
 UNIT_DONE = "DONE.json"
 
 
@@ -164,6 +165,47 @@ def is_done(run_dir: Path, unit: Mapping[str, Any]) -> bool:
     return (Path(run_dir) / "units" / unit_key(unit) / UNIT_DONE).is_file()
 
 
+def start_run(run_dir: Path, config: Mapping[str, Any], manifest, splits=None) -> None:
+    """Open (or re-open) a run folder: ``config.yaml`` + ``provenance.json`` on first use,
+    ``data_fingerprint.json`` and ``splits.csv`` always.
+
+    Re-opening with another configuration, or with data that changed since the run started, is
+    refused: the results would mix two experiments. ``manifest`` is the label table (or
+    ``{name: table}``) the run uses; ``splits`` each sample's split or fold (default: the
+    manifest's ``split``/``fold`` columns) becomes ``splits.csv``.
+    """
+    from mtbench.experiments.base import splits_table
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_file = run_dir / "config.yaml"
+    if cfg_file.is_file():
+        if yaml.safe_load(cfg_file.read_text()) != _plain(config):
+            raise ValueError(f"{run_dir} holds a run of a different configuration; choose another run folder.")
+    else:
+        write_run_info(run_dir, config)
+    fingerprint = data_fingerprint(manifest)
+    fp_file = run_dir / "data_fingerprint.json"
+    if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fingerprint)):
+        raise ValueError(
+            f"The data changed since this run started ({fp_file} differs from the data found now): "
+            "results would mix two data sets. Start a new run (--new) or restore the data."
+        )
+    fp_file.write_text(json.dumps(fingerprint, indent=2))
+    (splits if splits is not None else splits_table(manifest)).to_csv(run_dir / "splits.csv", index=False)
+
+
+def mark_done(unit_dir: Path, key: str, seconds: float) -> None:
+    """Mark a unit finished (``DONE.json``): resumed runs skip it, reports read it."""
+    (Path(unit_dir) / UNIT_DONE).write_text(json.dumps({"unit": key, "seconds": seconds,
+                                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+
+
+def run_dir_of_unit(unit_dir: Path, unit: Mapping[str, Any]) -> Path:
+    """The run folder a unit folder belongs to (``<run>/units/<unit key>``)."""
+    return Path(unit_dir).parents[len(unit_key(unit).split("/"))]
+
+
 def run_experiment(
     experiment, config: Mapping[str, Any], run_dir: str | Path, select: Mapping[str, Any] | None = None, progress: bool = True
 ) -> dict[str, list[str]]:
@@ -177,27 +219,11 @@ def run_experiment(
 
     run_dir = Path(run_dir)
     main = ddp.is_main_process()
-    cfg_file = run_dir / "config.yaml"
     if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if cfg_file.is_file():
-            existing = yaml.safe_load(cfg_file.read_text())
-            if existing != _plain(config):
-                raise ValueError(f"{run_dir} holds a run of a different configuration; choose another run folder.")
-        else:
-            write_run_info(run_dir, config)
+        start_run(run_dir, config, experiment.data_manifest(config), experiment.data_splits(config))
         with open(run_dir / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                                  "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")
-    if main and hasattr(experiment, "data_manifest"):
-        fingerprint = data_fingerprint(experiment.data_manifest(config))
-        fp_file = run_dir / "data_fingerprint.json"
-        if fp_file.is_file() and json.loads(fp_file.read_text()) != json.loads(json.dumps(fingerprint)):
-            raise ValueError(
-                f"The data changed since this run started ({fp_file} differs from the data found now): "
-                "results would mix two data sets. Start a new run (--new) or restore the data."
-            )
-        fp_file.write_text(json.dumps(fingerprint, indent=2))
     ddp.barrier()
     all_units = experiment.units(config)
     by_key = {unit_key(u): u for u in all_units}
@@ -233,8 +259,7 @@ def run_experiment(
             t0 = time.perf_counter()
             experiment.run_unit(config, unit, unit_dir, progress)
             if main:
-                (unit_dir / UNIT_DONE).write_text(json.dumps({"unit": key, "seconds": time.perf_counter() - t0,
-                                                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+                mark_done(unit_dir, key, time.perf_counter() - t0)
             ddp.barrier()
         ran.append(key)
     return {"ran": ran, "skipped": skipped}

@@ -66,7 +66,9 @@ def test_tiny_end_to_end_run(tmp_path):
     assert len(res.predictions["baseline"]) == 24 and set(res.predictions["baseline"]["fold"]) == {0, 1}
     splits = pd.read_csv(tmp_path / "splits.csv")
     assert set(splits.columns) >= {"fold", "sample_id", "split"} and set(splits["split"]) == {"train", "val", "test"}
-    assert (tmp_path / "mt_ord_gcs_bin_age" / "predictions.csv").is_file()
+    # the same run folder as `mtbench run` writes: one folder per unit
+    assert (tmp_path / "units" / "arm=mt_ord_gcs_bin_age" / "fold=0" / "predictions.csv").is_file()
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "fold_metrics.csv").is_file()
     ref = res.with_reference()
     assert {"published", "value"} <= set(ref.columns)
     # the original code's fixed resample size of 100 changes the CI width, not the point estimate

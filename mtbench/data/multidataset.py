@@ -14,6 +14,7 @@ holds, without reading any image (it replays the loader's batch sampler).
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
@@ -126,3 +127,102 @@ def summarise_ratio(ratios: pd.DataFrame) -> pd.DataFrame:
     s = ratios[cols].agg(["mean", "min", "max"]).T
     s.index = [c.split(".", 1)[1] for c in s.index]
     return s.rename_axis("dataset")
+
+
+# ------------------------------------------------------------------ two data sets, one per task family
+@dataclass
+class TwoDatasets:
+    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays."""
+
+    prognosis: pd.DataFrame
+    severity: pd.DataFrame
+    images: dict[str, np.ndarray]
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: str | None) -> pd.Series:
+    """Each row's test fold: patient-grouped (stratified) CV folds, or the row's centre for ``loco``."""
+    from mtbench.data.splits import assign_folds
+
+    if protocol["name"] == "cv":
+        strat = None
+        if stratify is not None:
+            strat = "__strat"
+            table = table.assign(__strat=table[stratify].astype("string").fillna("none"))
+        return assign_folds(table, int(protocol["n_folds"]), "patient_id", strat, int(protocol.get("seed", 0))).astype(str)
+    if protocol["name"] == "loco":
+        return table["center"].astype(str)
+    raise ValueError(f"Unknown protocol {protocol['name']!r}; use 'cv' or 'loco'.")
+
+
+def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chans: int, progress: bool = True) -> TwoDatasets:
+    """A prognosis set and a severity (Brixia score) set of chest X-rays, with test folds.
+
+    ``d["source"]``: ``"synthetic"`` (disjoint halves of the synthetic generator), ``"cohen"`` (the
+    COVID-19 image data collection, split by which label a row has) or ``"aiforcovid_brixia"``
+    (AIforCOVID + BrixIA, the paper's pair). ``protocol``: ``{"name": "cv", "n_folds", "seed"}``
+    (patient-grouped folds) or ``{"name": "loco"}`` (one fold per centre). Images are preprocessed
+    (``d["size"]``, ``d["clip"]``, ``d["normalisation"]``) to ``in_chans`` channels.
+    """
+    from mtbench.data.cxr import CXRPreprocess, preprocess_images
+    from mtbench.data.sources.brixia import ZONE_COLUMNS, add_brixia_targets
+    from mtbench.data.splits import assign_folds
+    from mtbench.data.synthetic import make_synthetic_cxr
+
+    source = d["source"]
+    pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(in_chans),
+                        normalisation=d["normalisation"])
+    if source == "synthetic":
+        s = d["synthetic"]
+        syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))
+        table = add_brixia_targets(syn.table)
+        table["center"] = "synthetic"
+        imgs = syn.images
+        if int(in_chans) == 3:
+            imgs = np.repeat(imgs, 3, axis=1)
+        half = np.arange(len(table)) % 2 == 0  # disjoint patients: even -> prognosis set, odd -> severity set
+        prog = table[half].copy()
+        sev = table[~half].copy()
+        prog["fold"] = protocol_folds(prog, protocol, "prognosis").to_numpy()
+        sev["fold"] = protocol_folds(sev, protocol, None).to_numpy()
+        prog[[*ZONE_COLUMNS]] = np.nan
+        sev["prognosis"] = np.nan
+        images = {"prognosis": imgs[half], "severity": imgs[~half]}
+        return TwoDatasets(prog.reset_index(drop=True), add_brixia_targets(sev).reset_index(drop=True), images,
+                           {"source": "synthetic", "prognosis": len(prog), "severity": len(sev)})
+    if source == "cohen":
+        from mtbench.data.sources import cohen_covid
+
+        manifest = add_brixia_targets(cohen_covid.load_manifest(d.get("cohen_root")))
+        manifest["fold"] = protocol_folds(manifest, protocol, "prognosis").to_numpy()
+        arr = preprocess_images(manifest, pre, progress=progress)
+        has_p = manifest["prognosis"].notna().to_numpy()
+        has_s = manifest["brixia_global"].notna().to_numpy()
+        prog = manifest[has_p].copy()
+        prog[[*ZONE_COLUMNS, "brixia_global_class", "brixia_right_class", "brixia_left_class"]] = np.nan
+        sev = manifest[has_s].copy()
+        sev["prognosis"] = np.nan
+        report = {"source": "cohen", **manifest.attrs.get("report", {}), "prognosis_set": int(has_p.sum()),
+                  "severity_set": int(has_s.sum()), "in_both_sets": int((has_p & has_s).sum())}
+        return TwoDatasets(prog.reset_index(drop=True), sev.reset_index(drop=True),
+                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report)
+    if source == "aiforcovid_brixia":
+        from mtbench.data.sources import aiforcovid, brixia
+
+        prog = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
+        if d.get("aiforcovid_split_dir"):
+            splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
+            test = splits[splits["split"] == "test"].drop_duplicates("img")
+            prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
+        else:
+            prog["fold"] = protocol_folds(prog, protocol, "prognosis").to_numpy()
+        sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
+                                   mask_dir="masks" if d.get("use_lung_masks") else None)
+        sev["prognosis"] = np.nan
+        n = prog["fold"].nunique()
+        sev["fold"] = pd.Series(
+            assign_folds(sev, n, "patient_id", None, int(protocol.get("seed", 0))).to_numpy()
+        ).map(dict(enumerate(sorted(prog["fold"].unique())))).to_numpy()
+        images = {"prognosis": preprocess_images(prog, pre, progress=progress), "severity": preprocess_images(sev, pre, progress=progress)}
+        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog.attrs.get("report"), "brixia": sev.attrs.get("report")})
+    raise ValueError(f"Unknown data source {source!r}; use 'synthetic', 'cohen' or 'aiforcovid_brixia'.")

@@ -1,34 +1,30 @@
-"""Experiments: each paper (and the quickstart) as configuration plus one ``run`` function.
+"""Experiments: each paper (and the quickstart) as configuration plus the few functions only it needs.
 
-Every experiment module defines ``NAME``, ``DESCRIPTION``, ``default_config(profile)`` and
-``run(config, run_dir, progress)``. Experiments that can be resumed unit by unit and spread over a
-cluster also define ``units(config)``, ``run_unit(config, unit, unit_dir, progress)`` and
-``report(run_dir)`` (see :mod:`mtbench.runs`). Register new ones in ``_MODULES``.
+Every experiment module defines ``NAME``, ``DESCRIPTION``, ``default_config(profile)``, ``units``,
+``run_unit``, ``report``, ``data_manifest`` and ``run`` (in memory, for notebooks); most get all but
+the first three from :class:`mtbench.experiments.base.Experiment`. Add one to :data:`EXPERIMENTS`
+(lazy: listing experiments imports none of them); see docs/architecture.md for the recipe.
 """
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-_MODULES = {
-    "quickstart": "mtbench.experiments.quickstart",
-    "ruffini2024": "mtbench.experiments.ruffini2024",
-    "ruffini2024_backbones": "mtbench.experiments.ruffini2024_backbones",
-    "when_mtl_helps": "mtbench.experiments.when_mtl_helps",
-    "cobo2024": "mtbench.experiments.cobo2024",
-    "gong2023": "mtbench.experiments.gong2023",
-    "hirano2021": "mtbench.experiments.hirano2021",
-}
+from mtbench.registry import Registry
+
+EXPERIMENTS = Registry("experiment")
+for _name in ("quickstart", "ruffini2024", "ruffini2024_backbones", "when_mtl_helps", "cobo2024", "gong2023", "hirano2021"):
+    EXPERIMENTS.register(_name, f"mtbench.experiments.{_name}")
 
 
 def list_experiments() -> dict[str, str]:
     """``{name: description}`` of the registered experiments."""
-    return {name: get_experiment(name).DESCRIPTION for name in _MODULES}
+    return {name: get_experiment(name).DESCRIPTION for name in EXPERIMENTS}
 
 
 def get_experiment(name: str) -> ModuleType:
+    """The experiment module registered as ``name`` (an unknown name raises with the close ones)."""
     try:
-        return importlib.import_module(_MODULES[name])
-    except KeyError:
-        raise ValueError(f"Unknown experiment {name!r}; available: {sorted(_MODULES)}") from None
+        return EXPERIMENTS.get(name)
+    except KeyError as err:
+        raise ValueError(str(err)) from None

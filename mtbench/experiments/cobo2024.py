@@ -33,8 +33,6 @@ epochs, a narrow DenseNet (same family, fewer layers and channels). Full profile
 
 from __future__ import annotations
 
-import copy
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ import pandas as pd
 from mtbench.data import MultiTaskDataset, assign_folds
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
+from mtbench.experiments.base import Experiment, UnitResult, cell_text
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
 
@@ -189,10 +188,23 @@ class Cobo2024Result:
     run_dir: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
+    @classmethod
+    def from_units(cls, cfg, run_dir: Path, finished) -> "Cobo2024Result":
+        """Pool the finished units' test predictions per arm (see :func:`pool`)."""
+        preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
+        histories = {}
+        for unit, r in finished:
+            preds_by_arm[unit["arm"]].append(r.predictions)
+            histories[f"{unit['arm']}/fold{unit['fold']}"] = r.history
+        splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
+        out = pool(cfg, preds_by_arm, histories, splits)
+        out.run_dir = run_dir
+        return out
+
     def table(self, task: str = "prognosis", metrics=("auc", "balanced_accuracy", "accuracy", "specificity", "npv", "precision", "sensitivity", "f1")) -> pd.DataFrame:
         """``value [ci_low, ci_high]`` strings, one row per arm, for one task."""
         sub = self.results[(self.results["task"] == task) & self.results["metric"].isin(metrics)].copy()
-        sub["cell"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
+        sub["cell"] = [cell_text(v, lo, hi) for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
         out = sub.pivot_table(index="arm", columns="metric", values="cell", aggfunc="first")
         order = [a for a in self.config["arms"] if a in out.index]
         return out.loc[order, [m for m in metrics if m in out.columns]]
@@ -215,32 +227,23 @@ def load_reference_results() -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- run
-_PREPARED: dict[str, Any] = {}
-
-
 def prepare(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """Data, splits and tasks of a configuration (cached per process: the units of a job share them)."""
-    from mtbench.runs import config_hash
-
-    key = config_hash({k: cfg[k] for k in ("data", "cv", "prognosis_pos_weight") if k in cfg})
-    if key not in _PREPARED:
-        table, images = load_data(cfg)
-        table = table.reset_index(drop=True)
-        cv = cfg["cv"]
-        _PREPARED.clear()
-        _PREPARED[key] = {
-            "table": table,
-            "images": images,
-            "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
-            "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
-            "tasks": make_tasks(cfg.get("prognosis_pos_weight")),
-        }
-    return _PREPARED[key]
+    """Data, splits and tasks of a configuration."""
+    table, images = load_data(cfg)
+    table = table.reset_index(drop=True)
+    cv = cfg["cv"]
+    return {
+        "table": table,
+        "images": images,
+        "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
+        "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
+        "tasks": make_tasks(cfg.get("prognosis_pos_weight")),
+    }
 
 
-def train_arm_fold(cfg: Mapping[str, Any], arm: str, fold: int, checkpoint_dir: str | Path | None = None,
-                   progress: bool = True):
-    """Train one arm on one fold; returns ``(test predictions, history, best epoch)``."""
+def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, Any], checkpoint_dir: str | Path | None = None,
+               progress: bool = True, upstream=None) -> UnitResult:
+    """Train one arm on one fold; its test predictions, history and per-fold metrics."""
     import torch
     from torch.utils.data import Subset
 
@@ -248,7 +251,9 @@ def train_arm_fold(cfg: Mapping[str, Any], arm: str, fold: int, checkpoint_dir: 
     from mtbench.mtl import MultiTaskLoss
     from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
 
-    prep = prepare(cfg)
+    from mtbench.metrics import compute_metrics
+
+    arm, fold = unit["arm"], int(unit["fold"])
     table, images, splits, pos = prep["table"], prep["images"], prep["splits"], prep["pos"]
     in_chans = max(1, len(cfg["data"]["preprocess"]["windows"]))
     cv = cfg["cv"]
@@ -286,14 +291,17 @@ def train_arm_fold(cfg: Mapping[str, Any], arm: str, fold: int, checkpoint_dir: 
               TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
     p = predict(res.model, loaders["test"], tasks)
     p.insert(1, "fold", fold)
-    history = res.history.assign(arm=arm, fold=fold)
+    history = res.history.assign(arm=arm, fold=fold, best_epoch=res.best_epoch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metrics = compute_metrics(p, tasks, by="fold").assign(arm=arm)
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return p, history, res.best_epoch
+    return UnitResult(p, history, metrics)
 
 
-def _aggregate(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]], histories, splits, timings=None) -> Cobo2024Result:
+def pool(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]], histories, splits, timings=None) -> Cobo2024Result:
     """Pooled-over-folds metrics with bootstrap CIs, and per-fold metrics, per arm."""
     from mtbench.metrics import compute_metrics
     from mtbench.stats import bootstrap_metrics
@@ -325,92 +333,21 @@ def _folds(cfg: Mapping[str, Any]) -> list[int]:
     return [int(k) for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"]))]
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Cobo2024Result:
-    """Run every arm on every fold in memory (the notebook's way); write the run folder if ``run_dir`` is given."""
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    prep = prepare(cfg)
-    timings = {"data_s": time.perf_counter() - t0}
-    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
-    histories: dict[str, pd.DataFrame] = {}
-    for k in _folds(cfg):
-        for arm in cfg["arms"]:
-            t_arm = time.perf_counter()
-            p, h, _ = train_arm_fold(cfg, arm, k, progress=progress)
-            preds_by_arm[arm].append(p)
-            histories[f"{arm}/fold{k}"] = h
-            timings[f"{arm}/fold{k}_s"] = time.perf_counter() - t_arm
-    timings["total_s"] = time.perf_counter() - t0
-    out = _aggregate(cfg, preds_by_arm, histories, prep["splits"], timings)
-    if run_dir is not None:
-        write_outputs(out, Path(run_dir))
-        out.run_dir = Path(run_dir)
-    return out
-
-
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
-def data_manifest(cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The label table (with file paths for real data), fingerprinted into the run folder."""
-    return prepare(cfg)["table"]
-
-
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per arm and fold (7 arms x 10 folds in the full profile)."""
     return [{"arm": arm, "fold": k} for k in _folds(cfg) for arm in cfg["arms"]]
 
 
-def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
-    from mtbench.predictions import save_predictions
-    from mtbench.train.distributed import is_main_process
-
-    preds, history, best = train_arm_fold(cfg, unit["arm"], int(unit["fold"]), checkpoint_dir=unit_dir, progress=progress)
-    if is_main_process():
-        save_predictions(preds, Path(unit_dir) / "predictions.csv")
-        history.assign(best_epoch=best).to_csv(Path(unit_dir) / "history.csv", index=False)
-        splits_file = Path(unit_dir).parents[2] / "splits.csv"  # <run>/units/arm=/fold=
-        if not splits_file.is_file():
-            prepare(cfg)["splits"].to_csv(splits_file, index=False)
-
-
-def report(run_dir: str | Path) -> str:
-    """Aggregate the finished units into results.csv / fold_metrics.csv and the prognosis table."""
-    from mtbench.predictions import load_predictions
-    from mtbench.runs import finished_units, load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    preds_by_arm: dict[str, list[pd.DataFrame]] = {a: [] for a in cfg["arms"]}
-    histories = {}
-    for u, udir in finished_units(run_dir, units(cfg)):
-        preds_by_arm[u["arm"]].append(load_predictions(udir / "predictions.csv"))
-        histories[f"{u['arm']}/fold{u['fold']}"] = pd.read_csv(udir / "history.csv")
-    if not any(preds_by_arm.values()):
-        raise FileNotFoundError(f"No finished unit in {run_dir}.")
-    splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
-    result = _aggregate(cfg, preds_by_arm, histories, splits)
+def aggregate(result: Cobo2024Result, run_dir: Path) -> str:
+    """``results.csv`` and ``fold_metrics.csv``; the prognosis table with CIs as text."""
     result.results.to_csv(run_dir / "results.csv", index=False)
     result.fold_metrics.to_csv(run_dir / "fold_metrics.csv", index=False)
-    return summarize(result)
-
-
-def write_outputs(result: Cobo2024Result, run_dir: Path) -> None:
-    """Config, provenance, splits, results, per-fold metrics, predictions and histories."""
-    from mtbench.predictions import save_predictions
-    from mtbench.runs import write_run_info
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
-    result.splits.to_csv(run_dir / "splits.csv", index=False)
-    result.results.to_csv(run_dir / "results.csv", index=False)
-    result.fold_metrics.to_csv(run_dir / "fold_metrics.csv", index=False)
-    for arm, preds in result.predictions.items():
-        save_predictions(preds, run_dir / arm / "predictions.csv")
-    for key, h in result.histories.items():
-        arm, fold = key.split("/")
-        (run_dir / arm).mkdir(parents=True, exist_ok=True)
-        h.to_csv(run_dir / arm / f"history_{fold}.csv", index=False)
-
-
-def summarize(result: Cobo2024Result) -> str:
-    """Text for ``mtbench run cobo2024``: the prognosis table with CIs."""
     return "Prognosis (pooled test predictions, bootstrap 95% CI):\n" + result.table().to_string()
+
+
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
+                        aggregate=aggregate, manifest=lambda prep: prep["table"], splits=lambda prep: prep["splits"],
+                        result_cls=Cobo2024Result)
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

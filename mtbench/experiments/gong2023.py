@@ -35,16 +35,15 @@ model and the comparison isolates the downstream fine-tuning.
 
 from __future__ import annotations
 
-import copy
-import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table
 from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -162,24 +161,7 @@ def to_ml(preds: pd.DataFrame, prepared: Prepared, cfg: Mapping[str, Any]) -> pd
 
 
 # ------------------------------------------------------------------------- units
-def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One unit per arm and seed; an arm with ``upstream`` runs after that arm's unit."""
-    out = []
-    for seed in cfg["seeds"]:
-        for arm, spec in cfg["arms"].items():
-            u: dict[str, Any] = {"arm": arm, "seed": seed}
-            if spec.get("upstream"):
-                u["after"] = [f"arm={spec['upstream']}/seed={seed}"]
-            out.append(u)
-    return out
-
-
-@dataclass
-class UnitResult:
-    predictions: pd.DataFrame
-    history: pd.DataFrame
-    metrics: pd.DataFrame
-    model: Any = None
+units = arm_seed_units  # one unit per arm and seed; an arm with ``upstream`` runs after that arm's unit
 
 
 def _loaders(cfg, prepared: Prepared, tasks, seed: int):
@@ -200,8 +182,9 @@ def _build(cfg, tasks, spatial_dims=3):
 
 
 def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepared | None = None,
-               upstream_model=None, checkpoint_dir: str | Path | None = None, progress: bool = True) -> UnitResult:
-    """Train one arm with one seed and score it on the test split (volumes in mL)."""
+               checkpoint_dir: str | Path | None = None, progress: bool = True, upstream=None) -> UnitResult:
+    """Train one arm with one seed and score it on the test split (volumes in mL); an arm with
+    ``upstream`` fine-tunes new heads on that arm's frozen encoder (``upstream``: ``[its model]``)."""
     from mtbench.models.heads import MLPHead
     from mtbench.mtl import MultiTaskLoss
     from mtbench.stats import bootstrap_metrics
@@ -219,17 +202,18 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     ckpt = str(checkpoint_dir) if checkpoint_dir else None
     seed_everything(seed)
     if spec.get("upstream"):
-        if upstream_model is None:
+        if not upstream:
             raise ValueError(f"Arm {arm!r} fine-tunes the heads of arm {spec['upstream']!r}: pass its model "
                              "(run() and run_unit() do this).")
         ds = cfg["downstream"]
         new_heads = {}
         if ds.get("reinit_heads", True):
-            f = upstream_model.backbone.num_features
+            f = upstream[0].backbone.num_features
             new_heads = {t.name: MLPHead(f, t.num_outputs, hidden=ds.get("head_hidden", []), dropout=ds.get("head_dropout", 0.0))
                          for t in tasks}
-        model = freeze_encoder(upstream_model, new_heads)
+        model = freeze_encoder(upstream[0], new_heads)
         tcfg = {**tcfg, "epochs": ds["epochs"], "lr": ds["lr"]}
+        ckpt = str(Path(checkpoint_dir) / "downstream") if checkpoint_dir else None
     else:
         model = _build(cfg, tasks)
     res = fit(model, loaders["train"], loaders["val"], tasks, loss,
@@ -246,59 +230,26 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     return UnitResult(preds, res.history.assign(arm=arm, seed=seed, best_epoch=res.best_epoch), boot, res.model)
 
 
-def _load_upstream(cfg, unit, unit_dir: Path):
+def load_upstream(cfg, unit, unit_dir: Path):
+    """The trained model of a finished unit (``best.pt`` in its folder): where a downstream arm starts."""
     import torch
 
-    up = cfg["arms"][unit["arm"]]["upstream"]
-    path = unit_dir.parent.parent / f"arm={up}" / unit_dir.name / "best.pt"
+    path = Path(unit_dir) / "best.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"Arm {unit['arm']!r} needs the finished {up!r} unit's weights at {path}.")
-    tasks = [make_tasks()[n] for n in cfg["arms"][up]["tasks"]]
-    model = _build(cfg, tasks)
+        raise FileNotFoundError(f"A downstream arm needs the finished {unit['arm']!r} unit's weights at {path}.")
+    model = _build(cfg, [make_tasks()[n] for n in cfg["arms"][unit["arm"]]["tasks"]])
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
     return model
 
 
-def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
-    """Train one unit into ``unit_dir`` (``best.pt`` there is what a downstream unit starts from)."""
-    from mtbench.predictions import save_predictions
-
-    unit_dir = Path(unit_dir)
-    up = _load_upstream(cfg, unit, unit_dir) if cfg["arms"][unit["arm"]].get("upstream") else None
-    ckpt = unit_dir / "downstream" if up is not None else unit_dir
-    r = train_unit(cfg, unit, upstream_model=up, checkpoint_dir=ckpt, progress=progress)
-    save_predictions(r.predictions, unit_dir / "predictions.csv")
-    r.history.to_csv(unit_dir / "history.csv", index=False)
-    r.metrics.to_csv(unit_dir / "metrics.csv", index=False)
-
-
 # ------------------------------------------------------------------------ result
-@dataclass
-class Gong2023Result:
+class Gong2023Result(ExperimentResult):
     """``results``: bootstrap CIs per arm, seed, task, metric; ``predictions`` per ``arm/seed`` (volumes in mL)."""
-
-    results: pd.DataFrame
-    predictions: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
-    config: dict[str, Any]
-    run_dir: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
     def table(self) -> pd.DataFrame:
         """``value [ci_low, ci_high]`` per arm (and seed): volume MAE (mL), Pearson r; prognosis AUC, balanced accuracy."""
         want = [("volume", "mae"), ("volume", "pearson_r"), ("prognosis", "auc"), ("prognosis", "balanced_accuracy")]
-        r = self.results
-        rows = []
-        for (arm, seed), part in r.groupby(["arm", "seed"], sort=False):
-            row = {"arm": arm, "seed": seed}
-            for task, metric in want:
-                hit = part[(part["task"] == task) & (part["metric"] == metric)]
-                row[f"{task}.{metric}"] = ("" if hit.empty else
-                                           f"{hit['value'].iloc[0]:.3f} [{hit['ci_low'].iloc[0]:.3f}, {hit['ci_high'].iloc[0]:.3f}]")
-            rows.append(row)
-        out = pd.DataFrame(rows).set_index(["arm", "seed"])
-        order = [a for a in self.config["arms"] if a in out.index.get_level_values(0)]
-        return out.loc[order]
+        return seed_metric_table(self.results, ["arm", "seed"], list(self.config["arms"]), want)
 
     def agreement(self) -> pd.DataFrame:
         """Bland-Altman (predicted - true volume, mL) per arm and seed with a volume head."""
@@ -314,73 +265,15 @@ class Gong2023Result:
         return pd.DataFrame(rows)
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Gong2023Result:
-    """Every arm and seed in memory (the notebook's way); a run folder if ``run_dir`` is given."""
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    prepared = prepare(cfg)
-    timings = {"data_s": time.perf_counter() - t0}
-    results, predictions, histories, models = [], {}, {}, {}
-    for unit in units(cfg):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        t1 = time.perf_counter()
-        spec = cfg["arms"][unit["arm"]]
-        up = models.get(f"{spec['upstream']}/seed{unit['seed']}") if spec.get("upstream") else None
-        r = train_unit(cfg, unit, prepared, upstream_model=up, progress=progress)
-        models[key] = r.model
-        results.append(r.metrics)
-        predictions[key], histories[key] = r.predictions, r.history
-        timings[f"{key}_s"] = time.perf_counter() - t1
-    timings["total_s"] = time.perf_counter() - t0
-    out = Gong2023Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, timings=timings)
-    out.models = models  # for Grad-CAM in the notebook
-    out.prepared = prepared
-    if run_dir is not None:
-        write_outputs(out, Path(run_dir))
-        out.run_dir = Path(run_dir)
-    return out
-
-
-def write_outputs(result: Gong2023Result, run_dir: Path) -> None:
-    from mtbench.predictions import save_predictions
-    from mtbench.runs import write_run_info
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
+def aggregate(result: Gong2023Result, run_dir: Path) -> str:
+    """``results.csv``, ``bland_altman.csv``; the tables as text."""
     result.results.to_csv(run_dir / "results.csv", index=False)
     result.agreement().to_csv(run_dir / "bland_altman.csv", index=False)
-    for key, p in result.predictions.items():
-        arm, seed = key.split("/")
-        save_predictions(p, run_dir / "units" / f"arm={arm}" / f"seed={seed.removeprefix('seed')}" / "predictions.csv")
-
-
-def load_result(run_dir: str | Path) -> Gong2023Result:
-    """Rebuild the result from the finished units of a run folder."""
-    from mtbench.predictions import load_predictions
-    from mtbench.runs import finished_units, load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    results, predictions, histories = [], {}, {}
-    for unit, udir in finished_units(run_dir, units(cfg)):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        results.append(pd.read_csv(udir / "metrics.csv"))
-        predictions[key] = load_predictions(udir / "predictions.csv")
-        histories[key] = pd.read_csv(udir / "history.csv")
-    if not results:
-        raise FileNotFoundError(f"No finished unit in {run_dir}.")
-    return Gong2023Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, run_dir)
-
-
-def report(run_dir: str | Path) -> str:
-    """Aggregate finished units: ``results.csv``, ``bland_altman.csv`` and the table as text."""
-    run_dir = Path(run_dir)
-    r = load_result(run_dir)
-    r.results.to_csv(run_dir / "results.csv", index=False)
-    r.agreement().to_csv(run_dir / "bland_altman.csv", index=False)
-    return summarize(r)
-
-
-def summarize(result: Gong2023Result) -> str:
     return ("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:\n"
             + result.table().to_string() + "\n\nBland-Altman (pred - true, mL):\n" + result.agreement().to_string(index=False))
+
+
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
+                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream)
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

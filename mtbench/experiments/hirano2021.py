@@ -34,16 +34,15 @@ accuracy, sensitivity at 90% specificity (``sens_at_spec90``), with stratified p
 
 from __future__ import annotations
 
-import copy
-import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text
 from mtbench.experiments.ich_common import ICHData, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -159,22 +158,13 @@ def _train_sampler(cfg, dataset, seed: int):
 
 
 # ------------------------------------------------------------------------- units
-def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One unit per arm and seed."""
-    return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in cfg["arms"]]
-
-
-@dataclass
-class UnitResult:
-    predictions: pd.DataFrame
-    history: pd.DataFrame
-    metrics: pd.DataFrame
-    model: Any = None
+units = arm_seed_units  # one unit per arm and seed
 
 
 def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepared | None = None,
-               checkpoint_dir: str | Path | None = None, progress: bool = True, mask_dir: str | Path | None = None) -> UnitResult:
-    """Train one arm with one seed; score growth (and segmentation) on the test split."""
+               checkpoint_dir: str | Path | None = None, progress: bool = True, upstream=None) -> UnitResult:
+    """Train one arm with one seed; score growth (and segmentation) on the test split. With a
+    ``checkpoint_dir`` (a unit folder), predicted test masks are written under its ``masks``."""
     from torch.utils.data import Subset
 
     from mtbench.models import create_model
@@ -205,7 +195,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     tcfg = {k: v for k, v in cfg["train"].items() if k != "batch_size"}
     res = fit(model, loaders["train"], loaders["val"], tasks, loss,
               TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
-    preds = predict(res.model, loaders["test"], tasks, mask_dir=mask_dir)
+    preds = predict(res.model, loaders["test"], tasks, mask_dir=Path(checkpoint_dir) / "masks" if checkpoint_dir else None)
     preds.insert(1, "arm", arm)
     preds.insert(2, "seed", seed)
     b = cfg["bootstrap"]
@@ -217,33 +207,14 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     return UnitResult(preds, res.history.assign(arm=arm, seed=seed, best_epoch=res.best_epoch), boot, res.model)
 
 
-def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
-    """Train one unit into ``unit_dir`` (predicted test masks under ``unit_dir/masks``)."""
-    from mtbench.predictions import save_predictions
-
-    unit_dir = Path(unit_dir)
-    r = train_unit(cfg, unit, checkpoint_dir=unit_dir, progress=progress, mask_dir=unit_dir / "masks")
-    save_predictions(r.predictions, unit_dir / "predictions.csv")
-    r.history.to_csv(unit_dir / "history.csv", index=False)
-    r.metrics.to_csv(unit_dir / "metrics.csv", index=False)
-
-
 # ------------------------------------------------------------------------ result
-@dataclass
-class Hirano2021Result:
+class Hirano2021Result(ExperimentResult):
     """``results``: bootstrap CIs per arm, seed, task and metric; ``predictions`` per ``arm/seed``."""
-
-    results: pd.DataFrame
-    predictions: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
-    config: dict[str, Any]
-    run_dir: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
     def table(self, metrics=("auprc", "auc", "balanced_accuracy", "sens_at_spec90")) -> pd.DataFrame:
         """Growth metrics as ``value [ci_low, ci_high]``, one row per arm and seed."""
         sub = self.results[(self.results["task"] == "growth") & self.results["metric"].isin(metrics)].copy()
-        sub["cell"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
+        sub["cell"] = [cell_text(v, lo, hi) for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
         out = sub.pivot_table(index=["arm", "seed"], columns="metric", values="cell", aggfunc="first")
         order = [a for a in self.config["arms"] if a in out.index.get_level_values(0)]
         return out.loc[order, [m for m in metrics if m in out.columns]]
@@ -259,70 +230,15 @@ class Hirano2021Result:
         return self.results[self.results["task"] == "hematoma"][["arm", "seed", "metric", "value", "ci_low", "ci_high"]]
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> Hirano2021Result:
-    """Every arm and seed in memory (the notebook's way); a run folder if ``run_dir`` is given."""
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    prepared = prepare(cfg)
-    timings = {"data_s": time.perf_counter() - t0}
-    results, predictions, histories, models = [], {}, {}, {}
-    for unit in units(cfg):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        t1 = time.perf_counter()
-        r = train_unit(cfg, unit, prepared, progress=progress)
-        results.append(r.metrics)
-        predictions[key], histories[key], models[key] = r.predictions, r.history, r.model
-        timings[f"{key}_s"] = time.perf_counter() - t1
-    timings["total_s"] = time.perf_counter() - t0
-    out = Hirano2021Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, timings=timings)
-    out.models = models
-    out.prepared = prepared
-    if run_dir is not None:
-        write_outputs(out, Path(run_dir))
-        out.run_dir = Path(run_dir)
-    return out
-
-
-def write_outputs(result: Hirano2021Result, run_dir: Path) -> None:
-    from mtbench.predictions import save_predictions
-    from mtbench.runs import write_run_info
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
+def aggregate(result: Hirano2021Result, run_dir: Path) -> str:
+    """``results.csv``, ``seed_summary.csv``; the tables as text."""
     result.results.to_csv(run_dir / "results.csv", index=False)
     result.seed_summary().to_csv(run_dir / "seed_summary.csv", index=False)
-    for key, p in result.predictions.items():
-        arm, seed = key.split("/")
-        save_predictions(p, run_dir / "units" / f"arm={arm}" / f"seed={seed.removeprefix('seed')}" / "predictions.csv")
-
-
-def load_result(run_dir: str | Path) -> Hirano2021Result:
-    """Rebuild the result from the finished units of a run folder."""
-    from mtbench.predictions import load_predictions
-    from mtbench.runs import finished_units, load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    results, predictions, histories = [], {}, {}
-    for unit, udir in finished_units(run_dir, units(cfg)):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        results.append(pd.read_csv(udir / "metrics.csv"))
-        predictions[key] = load_predictions(udir / "predictions.csv")
-        histories[key] = pd.read_csv(udir / "history.csv")
-    if not results:
-        raise FileNotFoundError(f"No finished unit in {run_dir}.")
-    return Hirano2021Result(pd.concat(results, ignore_index=True), predictions, histories, cfg, run_dir)
-
-
-def report(run_dir: str | Path) -> str:
-    """Aggregate finished units: ``results.csv``, ``seed_summary.csv`` and the tables as text."""
-    run_dir = Path(run_dir)
-    r = load_result(run_dir)
-    r.results.to_csv(run_dir / "results.csv", index=False)
-    r.seed_summary().to_csv(run_dir / "seed_summary.csv", index=False)
-    return summarize(r)
-
-
-def summarize(result: Hirano2021Result) -> str:
     return ("Hirano & Okita 2021 (re-interpretation): growth on the test split, stratified bootstrap 95% CI\n"
             + result.table().to_string() + "\n\nOver seeds:\n" + result.seed_summary().to_string(index=False))
+
+
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
+                        aggregate=aggregate, result_cls=Hirano2021Result)
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

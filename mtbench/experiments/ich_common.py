@@ -3,8 +3,8 @@
 Not an experiment itself: :func:`load_ich_data` gives images, hematoma masks on the model's input
 grid, per-patient hematoma volumes (mL, from the masks) and the input voxel spacing, from the
 head-CT phantom (smoke) or from the user's CT volumes and masks (full); :func:`split_rows` makes a
-patient-grouped train/val/test split; :func:`make_datasets` turns a split into the datasets of
-the chosen tasks; :func:`freeze_encoder` keeps a trained encoder fixed under new heads.
+patient-grouped train/val/test split; :func:`make_datasets` gives the datasets of one split;
+:func:`freeze_encoder` a model whose encoder stays fixed (downstream arms).
 """
 
 from __future__ import annotations

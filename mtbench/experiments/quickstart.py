@@ -10,20 +10,19 @@ Arms (same backbone, data, seed and budget):
 ``multi_task``   prognosis + severity heads, trained on all images; each image trains the heads
                  it has labels for (masked loss).
 
-Everything is in :func:`default_config`; :func:`run` executes it and writes a run folder.
+Everything is in :func:`default_config`; :func:`run` executes it and writes a run folder
+(:mod:`mtbench.experiments.base`).
 """
 
 from __future__ import annotations
 
-import copy
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from mtbench.data import MultiTaskDataset, make_synthetic_cxr, split_table, subsample_labels, train_val_test_split
+from mtbench.data import MultiTaskDataset, make_synthetic_cxr, subsample_labels, train_val_test_split
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, cell_text
 from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
@@ -79,23 +78,13 @@ TASKS = {
 }
 
 
-@dataclass
-class QuickstartResult:
+class QuickstartResult(ExperimentResult):
     """Everything :func:`run` produced; ``results`` is the comparison table with CIs."""
-
-    results: pd.DataFrame
-    predictions: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
-    best_epochs: dict[str, int]
-    splits: pd.DataFrame
-    config: dict[str, Any]
-    run_dir: Path | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
     def table(self, metrics=("auc", "balanced_accuracy", "f1")) -> pd.DataFrame:
         """Prognosis metrics as ``value [ci_low, ci_high]`` strings, one row per arm (and seed)."""
         sub = self.results[(self.results["task"] == "prognosis") & self.results["metric"].isin(metrics)].copy()
-        sub["cell"] = sub.apply(lambda r: f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", axis=1)
+        sub["cell"] = [cell_text(v, lo, hi) for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
         return sub.pivot_table(index=["model", "seed"], columns="metric", values="cell", aggfunc="first")[list(metrics)]
 
 
@@ -121,27 +110,14 @@ def prepare_data(cfg: Mapping[str, Any]):
     return data, table
 
 
-def data_manifest(cfg: Mapping[str, Any]) -> pd.DataFrame:
-    """The label table the run uses (fingerprinted into the run folder)."""
-    return prepare_data(cfg)[1]
-
-
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Independent pieces of the experiment: one per arm and seed."""
     return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in cfg["arms"]]
 
 
-@dataclass
-class UnitResult:
-    predictions: pd.DataFrame
-    history: pd.DataFrame
-    best_epoch: int
-    metrics: pd.DataFrame  # bootstrap CIs on the test set
-
-
 def train_unit(
     cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared=None, checkpoint_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool = True, upstream=None,
 ) -> UnitResult:
     """Train one arm with one seed and score it on the test split."""
     from mtbench.stats import bootstrap_metrics
@@ -181,101 +157,29 @@ def train_unit(
     boot = bootstrap_metrics(preds, tasks, n_boot=cfg["bootstrap"]["n_boot"], ci=cfg["bootstrap"]["ci"], seed=seed)
     boot.insert(0, "model", arm)
     boot.insert(1, "seed", seed)
-    return UnitResult(preds, res.history.assign(model=arm, seed=seed), res.best_epoch, boot)
+    return UnitResult(preds, res.history.assign(model=arm, seed=seed, best_epoch=res.best_epoch), boot, res.model)
 
 
-def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
-    """Train one unit into its folder (checkpoints there too, so a killed unit resumes)."""
-    from mtbench.predictions import save_predictions
-    from mtbench.train.distributed import is_main_process
-
-    r = train_unit(cfg, unit, checkpoint_dir=unit_dir, progress=progress)
-    if is_main_process():
-        save_predictions(r.predictions, unit_dir / "predictions.csv")
-        r.history.assign(best_epoch=r.best_epoch).to_csv(unit_dir / "history.csv", index=False)
-        r.metrics.to_csv(unit_dir / "metrics.csv", index=False)
-
-
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> QuickstartResult:
-    """Run every arm and seed in memory (the notebook's way); write a run folder if ``run_dir`` is given."""
-    cfg = copy.deepcopy(dict(config or default_config()))
-    t0 = time.perf_counter()
-    prepared = prepare_data(cfg)
-    timings = {"data_s": time.perf_counter() - t0}
-    results, predictions, histories, best_epochs = [], {}, {}, {}
-    for unit in units(cfg):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        t_unit = time.perf_counter()
-        r = train_unit(cfg, unit, prepared, progress=progress)
-        results.append(r.metrics)
-        predictions[key], histories[key], best_epochs[key] = r.predictions, r.history, r.best_epoch
-        timings[f"{key}_s"] = time.perf_counter() - t_unit
-    timings["total_s"] = time.perf_counter() - t0
-    out = QuickstartResult(
-        pd.concat(results, ignore_index=True), predictions, histories, best_epochs,
-        prepared[1][["sample_id", "patient_id", "split"]], cfg, timings=timings,
-    )
-    if run_dir is not None:
-        write_outputs(out, Path(run_dir))
-    return out
-
-
-def load_result(run_dir: str | Path) -> QuickstartResult:
-    """Rebuild a :class:`QuickstartResult` from the finished units of a run folder."""
-    from mtbench.predictions import load_predictions
-    from mtbench.runs import finished_units, load_run_config
-
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    results, predictions, histories, best_epochs = [], {}, {}, {}
-    for unit, udir in finished_units(run_dir, units(cfg)):
-        key = f"{unit['arm']}/seed{unit['seed']}"
-        results.append(pd.read_csv(udir / "metrics.csv"))
-        predictions[key] = load_predictions(udir / "predictions.csv")
-        hist = pd.read_csv(udir / "history.csv")
-        best_epochs[key] = int(hist["best_epoch"].iloc[0])
-        histories[key] = hist.drop(columns="best_epoch")
-    if not results:
-        raise FileNotFoundError(f"No finished unit in {run_dir}.")
-    splits = pd.read_csv(run_dir / "splits.csv") if (run_dir / "splits.csv").is_file() else pd.DataFrame()
-    return QuickstartResult(pd.concat(results, ignore_index=True), predictions, histories, best_epochs, splits, cfg, run_dir)
-
-
-def report(run_dir: str | Path) -> str:
-    """Aggregate the finished units of a run folder: results.csv, figures, and the table as text."""
-    run_dir = Path(run_dir)
-    result = load_result(run_dir)
-    if not (run_dir / "splits.csv").is_file():
-        _, table = prepare_data(result.config)
-        result.splits = table[["sample_id", "patient_id", "split"]]
-    write_outputs(result, run_dir, per_unit=False)
-    return result.table().to_string()
-
-
-def write_outputs(result: QuickstartResult, run_dir: Path, per_unit: bool = True) -> None:
-    """Tables, predictions, histories and figures into a run folder."""
+def aggregate(result: QuickstartResult, run_dir: Path) -> str:
+    """``results.csv``, learning curves and the arms' comparison; the table as text."""
     import matplotlib.pyplot as plt
 
     from mtbench.plots import plot_learning_curves, plot_metric_comparison
-    from mtbench.predictions import save_predictions
-    from mtbench.runs import write_run_info
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if per_unit:
-        write_run_info(run_dir, result.config, {"timings": result.timings})
-        for key, preds in result.predictions.items():
-            arm, seed = key.split("/")
-            udir = run_dir / "units" / f"arm={arm}" / f"seed={seed.removeprefix('seed')}"
-            save_predictions(preds, udir / "predictions.csv")
-            result.histories[key].assign(best_epoch=result.best_epochs[key]).to_csv(udir / "history.csv", index=False)
-    result.splits.to_csv(run_dir / "splits.csv", index=False)
     result.results.to_csv(run_dir / "results.csv", index=False)
-    fig = plot_learning_curves(
-        result.histories, ("train_loss.prognosis", "val_loss.prognosis", "val.prognosis.auc"), best_epochs=result.best_epochs
-    )
+    curves = {k: h.drop(columns="best_epoch") for k, h in result.histories.items()}
+    fig = plot_learning_curves(curves, ("train_loss.prognosis", "val_loss.prognosis", "val.prognosis.auc"),
+                               best_epochs=result.best_epochs)
     fig.savefig(run_dir / "learning_curves.png", dpi=110)
     plt.close(fig)
     first = result.results[result.results["seed"] == result.results["seed"].min()]
     fig = plot_metric_comparison(first, ["auc", "balanced_accuracy", "f1"], "prognosis")
     fig.savefig(run_dir / "comparison.png", dpi=110)
     plt.close(fig)
+    return result.table().to_string()
+
+
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
+                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult)
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

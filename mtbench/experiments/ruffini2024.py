@@ -37,20 +37,20 @@ always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both da
 from __future__ import annotations
 
 import copy
-import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
-from mtbench.data import MultiTaskDataset, assign_folds, make_synthetic_cxr
-from mtbench.data.multidataset import MultiDatasetConcat, batch_dataset_ratio, summarise_ratio
-from mtbench.data.sources.brixia import ZONE_COLUMNS, add_brixia_targets
+from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets
+from mtbench.data.sources.brixia import ZONE_COLUMNS
+from mtbench.experiments.base import Experiment, UnitResult
+from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of this experiment's interface)
+    ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, compare_with_paper, pooled_result,
+)
 from mtbench.metrics import compute_metrics
 from mtbench.models import MultiTaskModel, create_backbone, create_head
 from mtbench.models.merging import init_from_two
@@ -88,7 +88,6 @@ PRETRAINED_TAGS = {
 SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
 STRUCTURES = ("global", "lung", "regression")
 LOSS_MODES = ("masked_mean", "reference")
-PROGNOSIS_METRICS = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
 
 DEFAULT_ARMS = {
     "stl_prognosis": {"datasets": ["prognosis"], "tasks": ["prognosis"]},
@@ -196,90 +195,10 @@ def label_columns(structure: str) -> dict[str, Any]:
 
 
 # -------------------------------------------------------------------------------- data
-@dataclass
-class TwoDatasets:
-    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays."""
-
-    prognosis: pd.DataFrame
-    severity: pd.DataFrame
-    images: dict[str, np.ndarray]
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-def _protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: str | None) -> pd.Series:
-    if protocol["name"] == "cv":
-        strat = None
-        if stratify is not None:
-            strat = "__strat"
-            table = table.assign(__strat=table[stratify].astype("string").fillna("none"))
-        return assign_folds(table, int(protocol["n_folds"]), "patient_id", strat, int(protocol.get("seed", 0))).astype(str)
-    if protocol["name"] == "loco":
-        return table["center"].astype(str)
-    raise ValueError(f"Unknown protocol {protocol['name']!r}; use 'cv' or 'loco'.")
-
-
 def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
-    """Load the two data sets named by ``cfg["data"]["source"]`` and assign protocol folds."""
-    from mtbench.data.cxr import CXRPreprocess, preprocess_images
-
-    d, protocol = cfg["data"], cfg["protocol"]
-    source = d["source"]
-    pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(cfg["model"]["in_chans"]),
-                        normalisation=d["normalisation"])
-    if source == "synthetic":
-        s = d["synthetic"]
-        syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))
-        table = add_brixia_targets(syn.table)
-        table["center"] = "synthetic"
-        imgs = syn.images
-        if int(cfg["model"]["in_chans"]) == 3:
-            imgs = np.repeat(imgs, 3, axis=1)
-        half = np.arange(len(table)) % 2 == 0  # disjoint patients: even -> prognosis set, odd -> severity set
-        prog = table[half].copy()
-        sev = table[~half].copy()
-        prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
-        sev["fold"] = _protocol_folds(sev, protocol, None).to_numpy()
-        prog[[*ZONE_COLUMNS]] = np.nan
-        sev["prognosis"] = np.nan
-        images = {"prognosis": imgs[half], "severity": imgs[~half]}
-        return TwoDatasets(prog.reset_index(drop=True), add_brixia_targets(sev).reset_index(drop=True), images,
-                           {"source": "synthetic", "prognosis": len(prog), "severity": len(sev)})
-    if source == "cohen":
-        from mtbench.data.sources import cohen_covid
-
-        manifest = add_brixia_targets(cohen_covid.load_manifest(d.get("cohen_root")))
-        manifest["fold"] = _protocol_folds(manifest, protocol, "prognosis").to_numpy()
-        arr = preprocess_images(manifest, pre, progress=progress)
-        has_p = manifest["prognosis"].notna().to_numpy()
-        has_s = manifest["brixia_global"].notna().to_numpy()
-        prog = manifest[has_p].copy()
-        prog[[*ZONE_COLUMNS, "brixia_global_class", "brixia_right_class", "brixia_left_class"]] = np.nan
-        sev = manifest[has_s].copy()
-        sev["prognosis"] = np.nan
-        report = {"source": "cohen", **manifest.attrs.get("report", {}), "prognosis_set": int(has_p.sum()),
-                  "severity_set": int(has_s.sum()), "in_both_sets": int((has_p & has_s).sum())}
-        return TwoDatasets(prog.reset_index(drop=True), sev.reset_index(drop=True),
-                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report)
-    if source == "aiforcovid_brixia":
-        from mtbench.data.sources import aiforcovid, brixia
-
-        prog = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
-        if d.get("aiforcovid_split_dir"):
-            splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
-            test = splits[splits["split"] == "test"].drop_duplicates("img")
-            prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
-        else:
-            prog["fold"] = _protocol_folds(prog, protocol, "prognosis").to_numpy()
-        sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
-                                   mask_dir="masks" if d.get("use_lung_masks") else None)
-        sev["prognosis"] = np.nan
-        n = prog["fold"].nunique()
-        sev["fold"] = pd.Series(
-            assign_folds(sev, n, "patient_id", None, int(protocol.get("seed", 0))).to_numpy()
-        ).map(dict(enumerate(sorted(prog["fold"].unique())))).to_numpy()
-        images = {"prognosis": preprocess_images(prog, pre, progress=progress), "severity": preprocess_images(sev, pre, progress=progress)}
-        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog.attrs.get("report"), "brixia": sev.attrs.get("report")})
-    raise ValueError(f"Unknown data source {source!r}; use 'synthetic', 'cohen' or 'aiforcovid_brixia'.")
+    """The two data sets named by ``cfg["data"]["source"]``, with protocol folds
+    (:func:`mtbench.data.multidataset.load_two_datasets`)."""
+    return load_two_datasets(cfg["data"], cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
 
 
 def _train_val(table: pd.DataFrame, test_fold: str, val_fraction: float, seed: int, stratify: str | None):
@@ -319,94 +238,12 @@ def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
     """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
     m = cfg["model"]
-    name, pretrained = backbone, m.get("pretrained", False)
-    if pretrained is True and backbone in PRETRAINED_TAGS:
-        name = PRETRAINED_TAGS[backbone]
+    pretrained = m.get("pretrained", False)
+    name = PRETRAINED_TAGS.get(backbone, backbone) if pretrained is True else backbone
     kwargs = dict((m.get("backbone_kwargs") or {}).get(backbone, {}))
     bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
     heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
     return MultiTaskModel(bb, heads)
-
-
-@dataclass
-class RuffiniResult:
-    """What :func:`run` produced.
-
-    ``metrics``: tidy ``backbone, arm, fold, task, metric, value, n`` (``fold == "pooled"`` for the
-    folds' test predictions pooled, with ``ci_low``/``ci_high``); ``predictions``: per
-    ``(backbone, arm)`` the test predictions of every fold; ``histories``; ``dataset_ratios``: the
-    per-batch share of each data set in the MDMT training loaders.
-    """
-
-    metrics: pd.DataFrame
-    predictions: dict[tuple[str, str], pd.DataFrame]
-    histories: dict[tuple[str, str, str], pd.DataFrame]
-    dataset_ratios: dict[tuple[str, str], pd.DataFrame]
-    config: dict[str, Any]
-    data_report: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    run_dir: Path | None = None
-
-    def table(self, metrics=PROGNOSIS_METRICS, task: str = "prognosis") -> pd.DataFrame:
-        """Prognosis metrics per backbone and arm: pooled value [95% CI] and mean ± SD over folds."""
-        m = self.metrics[(self.metrics["task"] == task) & self.metrics["metric"].isin(metrics)]
-        pooled = m[m["fold"] == "pooled"].copy()
-        pooled["cell"] = [f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(pooled["value"], pooled["ci_low"], pooled["ci_high"])]
-        folds = m[m["fold"] != "pooled"].groupby(["backbone", "arm", "metric"])["value"].agg(["mean", "std"]).reset_index()
-        folds["cell"] = [f"{a:.3f} ± {b:.3f}" for a, b in zip(folds["mean"], folds["std"].fillna(0))]
-        out = pooled.pivot_table(index=["backbone", "arm"], columns="metric", values="cell", aggfunc="first")
-        fm = folds.pivot_table(index=["backbone", "arm"], columns="metric", values="cell", aggfunc="first")
-        fm.columns = [f"{c} (folds)" for c in fm.columns]
-        cols = [c for c in metrics if c in out.columns]
-        return out[cols].join(fm[[f"{c} (folds)" for c in cols if f"{c} (folds)" in fm.columns]])
-
-    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted")) -> pd.DataFrame:
-        """Our fold-mean prognosis metrics (percent) averaged over backbones, per arm (the paper's summary)."""
-        m = self.metrics[(self.metrics["task"] == "prognosis") & (self.metrics["fold"] != "pooled") & self.metrics["metric"].isin(metrics)]
-        per_bb = m.groupby(["backbone", "arm", "metric"])["value"].mean().reset_index()
-        avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
-        return avg[[c for c in metrics if c in avg.columns]]
-
-    def degenerate_flags(self) -> list:
-        """:mod:`mtbench.guards` flags of the prognosis predictions (per fold) and NaN metrics."""
-        from mtbench import guards
-
-        prognosis = make_tasks(self.config["severity"]["structure"], self.config["loss"]["mode"])["prognosis"]
-        flags = []
-        for (bb, arm), df in self.predictions.items():
-            if "prognosis.target" in df.columns:
-                flags += guards.check_predictions(df, prognosis, model=f"{bb}/{arm}")
-        return flags + guards.check_metrics(self.metrics[self.metrics["task"] == "prognosis"])
-
-    def compare_with_paper(self, drop_degenerate: bool = False) -> pd.DataFrame:
-        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol; arms
-        with degenerate results are marked (column ``degenerate``) or, with ``drop_degenerate``, dropped."""
-        return compare_with_paper(self.averages(), self.config["protocol"]["name"],
-                                  flags=self.degenerate_flags(), drop_degenerate=drop_degenerate)
-
-
-ARM_TO_PAPER = {"stl_prognosis": "stl", "ft": "ft", "mdmt": "mdmt"}
-
-
-def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv", flags=None, drop_degenerate: bool = False) -> pd.DataFrame:
-    """``ours`` (arm x metric, percent) beside the published 18-backbone averages for ``protocol``.
-
-    ``flags``: :class:`mtbench.guards.Flag` records; an arm they concern is marked in the column
-    ``degenerate`` (or dropped with ``drop_degenerate``), never printed beside the paper unmarked.
-    """
-    from mtbench.guards import mark_degenerate
-    from mtbench.references import load_reference
-
-    ref = load_reference("ruffini2024")
-    ref = ref[ref["protocol"] == protocol].pivot_table(index="arm", columns="metric", values="value")
-    rows = []
-    for arm, paper_arm in ARM_TO_PAPER.items():
-        for metric in ref.columns:
-            ours_v = ours.loc[arm, metric] if arm in ours.index and metric in ours.columns else np.nan
-            rows.append({"arm": arm, "metric": metric, "ours": ours_v, "paper": ref.loc[paper_arm, metric]})
-    out = pd.DataFrame(rows).pivot_table(index="arm", columns="metric", values=["ours", "paper"], dropna=False)
-    out = out.swaplevel(0, 1, axis=1).sort_index(axis=1).reindex(list(ARM_TO_PAPER))
-    return mark_degenerate(out, flags or [], drop=drop_degenerate)
 
 
 # --------------------------------------------------------------------------------- run
@@ -424,36 +261,14 @@ def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[
     return own
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> RuffiniResult:
-    """Every backbone x fold x arm of the configuration; returns a :class:`RuffiniResult`."""
-
-    cfg = copy.deepcopy(dict(config or default_config()))
-    with torch_threads(cfg.get("num_threads")):
-        return _run(cfg, run_dir, progress)
-
-
 def _fold_names(cfg: Mapping[str, Any], data: TwoDatasets | None = None) -> list[str]:
     """The protocol's test folds (for ``loco`` read from the data: the centres)."""
     if cfg["protocol"].get("folds"):
         return [str(f) for f in cfg["protocol"]["folds"]]
     if cfg["protocol"]["name"] == "cv":
         return [str(k) for k in range(int(cfg["protocol"]["n_folds"]))]
-    data = data if data is not None else _cached_data(cfg, progress=False)
+    data = data if data is not None else EXPERIMENT.prepared(cfg)
     return sorted(data.prognosis["fold"].astype(str).unique())
-
-
-_DATA_CACHE: dict[str, TwoDatasets] = {}
-
-
-def _cached_data(cfg: Mapping[str, Any], progress: bool) -> TwoDatasets:
-    """Units of one run share the data within a process (a job array loads it once per job)."""
-    from mtbench.runs import config_hash
-
-    key = config_hash({"data": cfg["data"], "protocol": cfg["protocol"], "in_chans": cfg["model"]["in_chans"]})
-    if key not in _DATA_CACHE:
-        _DATA_CACHE.clear()
-        _DATA_CACHE[key] = prepare_data(cfg, progress=progress)
-    return _DATA_CACHE[key]
 
 
 def _arm_tasks(cfg: Mapping[str, Any], arm: str) -> list[Task]:
@@ -466,17 +281,7 @@ def _arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
     return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
 
 
-@dataclass
-class ArmResult:
-    model: MultiTaskModel
-    history: pd.DataFrame
-    predictions: pd.DataFrame
-    metrics: pd.DataFrame
-    best_epoch: int
-    dataset_ratio: pd.DataFrame | None
-
-
-def train_arm(
+def _train_arm(
     cfg: Mapping[str, Any], data: TwoDatasets, backbone: str, fold: str, arm: str,
     trained: Mapping[str, MultiTaskModel], checkpoint_dir: str | Path | None = None, progress: bool = False,
 ) -> ArmResult:
@@ -533,61 +338,7 @@ def train_arm(
     return ArmResult(res.model, res.history, preds, m, res.best_epoch, ratio)
 
 
-def _pooled_result(cfg, arm_results: Mapping[tuple[str, str, str], ArmResult], data_report=None, timings=None) -> RuffiniResult:
-    """Per-fold metrics plus pooled-over-folds metrics with bootstrap CIs."""
-    from mtbench.stats import bootstrap_metrics
-
-    rows = [r.metrics for r in arm_results.values()]
-    predictions: dict[tuple[str, str], list[pd.DataFrame]] = {}
-    for (bb, arm, fold), r in arm_results.items():
-        predictions.setdefault((bb, arm), []).append(r.predictions)
-    pooled_preds = {}
-    for (bb, arm), parts in predictions.items():
-        tasks = _arm_tasks(cfg, arm)
-        df = pd.concat(parts, ignore_index=True)
-        df.attrs["tasks"] = [t.to_dict() for t in tasks]
-        pooled_preds[(bb, arm)] = df
-        boot = bootstrap_metrics(df, tasks, n_boot=int(cfg["bootstrap"]["n_boot"]), ci=float(cfg["bootstrap"]["ci"]),
-                                 seed=int(cfg["seed"]))
-        rows.append(boot.assign(backbone=bb, arm=arm, fold="pooled"))
-    metrics = pd.concat(rows, ignore_index=True)
-    lead = ["backbone", "arm", "fold", "task", "metric", "value", "ci_low", "ci_high", "n"]
-    metrics = metrics[[c for c in lead if c in metrics.columns] + [c for c in metrics.columns if c not in lead]]
-    histories = {k: r.history for k, r in arm_results.items()}
-    ratios = {k: r.dataset_ratio for k, r in arm_results.items() if r.dataset_ratio is not None}
-    return RuffiniResult(metrics, pooled_preds, histories, ratios, dict(cfg), data_report or {}, timings or {})
-
-
-def _run(cfg: dict[str, Any], run_dir, progress: bool) -> RuffiniResult:
-    t0 = time.perf_counter()
-    data = prepare_data(cfg, progress=progress)
-    timings = {"data_s": time.perf_counter() - t0}
-    order = arm_order(cfg["arms"])
-    results: dict[tuple[str, str, str], ArmResult] = {}
-    jobs = [(bb, f) for bb in cfg["model"]["backbones"] for f in _fold_names(cfg, data)]
-    for bb, fold in tqdm(jobs, desc="backbone x fold", disable=not progress):
-        trained: dict[str, MultiTaskModel] = {}
-        for arm in order:
-            t_arm = time.perf_counter()
-            r = train_arm(cfg, data, bb, fold, arm, trained)
-            trained[arm] = r.model
-            results[(bb, arm, fold)] = r
-            timings[f"{bb}/{arm}/{fold}_s"] = time.perf_counter() - t_arm
-    result = _pooled_result(cfg, results, data.report, timings)
-    timings["total_s"] = time.perf_counter() - t0
-    if run_dir is not None:
-        write_outputs(result, Path(run_dir))
-        result.run_dir = Path(run_dir)
-    return result
-
-
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
-def data_manifest(cfg: Mapping[str, Any]) -> dict[str, pd.DataFrame]:
-    """The two data sets' tables (fingerprinted into the run folder)."""
-    data = _cached_data(cfg, progress=False)
-    return {"prognosis": data.prognosis, "severity": data.severity}
-
-
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per backbone x test fold x arm; FT and MDMT units run after their STL units."""
     from mtbench.runs import unit_key
@@ -604,56 +355,30 @@ def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _unit_dir(run_dir: Path, backbone: str, fold: str, arm: str) -> Path:
-    from mtbench.runs import unit_key
-
-    return run_dir / "units" / unit_key({"backbone": backbone, "fold": fold, "arm": arm})
-
-
-def run_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True) -> None:
-    """Train one backbone x fold x arm into ``unit_dir``; dependencies are read from their units' best weights."""
-    from mtbench.predictions import save_predictions
-    from mtbench.train.distributed import is_main_process
-
+def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], data: TwoDatasets, checkpoint_dir=None,
+               progress: bool = True, upstream=None) -> UnitResult:
+    """One backbone x fold x arm (:func:`_train_arm`); ``upstream``: the models of the arms it starts from."""
+    bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
+    trained = dict(zip(_arm_dependencies(cfg["arms"][arm]), upstream or []))
     with torch_threads(cfg.get("num_threads")):
-        bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
-        data = _cached_data(cfg, progress=progress)
-        run_dir = Path(unit_dir).parents[3]  # <run>/units/backbone=/fold=/arm=
-        trained = {}
-        for dep in _arm_dependencies(cfg["arms"][arm]):
-            best = _unit_dir(run_dir, bb, fold, dep) / "best.pt"
-            if not best.is_file():
-                raise FileNotFoundError(f"Unit {unit} needs the finished arm {dep!r} ({best} is missing).")
-            dep_model = build_model(bb, _arm_tasks(cfg, dep), cfg)
-            dep_model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
-            trained[dep] = dep_model
-        r = train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=unit_dir, progress=progress)
-        if is_main_process():
-            save_predictions(r.predictions, Path(unit_dir) / "predictions.csv", _arm_tasks(cfg, arm))
-            r.history.assign(best_epoch=r.best_epoch).to_csv(Path(unit_dir) / "history.csv", index=False)
-            r.metrics.to_csv(Path(unit_dir) / "metrics.csv", index=False)
-            if r.dataset_ratio is not None:
-                r.dataset_ratio.to_csv(Path(unit_dir) / "dataset_ratio.csv", index=False)
+        r = _train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=checkpoint_dir, progress=progress)
+    r.predictions.attrs["tasks"] = [t.to_dict() for t in _arm_tasks(cfg, arm)]  # the arm's tasks, also where a set lacks one
+    return UnitResult(r.predictions, r.history.assign(best_epoch=r.best_epoch), r.metrics, r.model,
+                      {} if r.dataset_ratio is None else {"dataset_ratio": r.dataset_ratio})
 
 
-def report(run_dir: str | Path) -> str:
-    """Aggregate the finished units: pooled metrics with CIs, the table, our averages beside the paper's."""
-    from mtbench.predictions import load_predictions
-    from mtbench.runs import finished_units, load_run_config
+def load_upstream(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path) -> MultiTaskModel:
+    """The best weights of a finished unit (an arm another arm starts from)."""
+    best = Path(unit_dir) / "best.pt"
+    if not best.is_file():
+        raise FileNotFoundError(f"A unit needs the finished arm {unit['arm']!r} ({best} is missing).")
+    model = build_model(unit["backbone"], _arm_tasks(cfg, unit["arm"]), cfg)
+    model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
+    return model
 
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    found: dict[tuple[str, str, str], ArmResult] = {}
-    for u, udir in finished_units(run_dir, units(cfg)):
-        preds = load_predictions(udir / "predictions.csv")
-        hist = pd.read_csv(udir / "history.csv")
-        ratio = pd.read_csv(udir / "dataset_ratio.csv") if (udir / "dataset_ratio.csv").is_file() else None
-        metrics = pd.read_csv(udir / "metrics.csv", dtype={"fold": str})
-        found[(u["backbone"], u["arm"], str(u["fold"]))] = ArmResult(None, hist, preds, metrics, int(hist["best_epoch"].iloc[0]), ratio)
-    if not found:
-        raise FileNotFoundError(f"No finished unit in {run_dir}.")
-    result = _pooled_result(cfg, found)
-    result.run_dir = run_dir
+
+def aggregate(result: RuffiniResult, run_dir: Path) -> str:
+    """Pooled metrics with CIs, the table, our averages beside the paper's."""
     result.metrics.to_csv(run_dir / "metrics.csv", index=False)
     result.table().to_csv(run_dir / "table.csv")
     comparison = result.compare_with_paper()
@@ -661,19 +386,15 @@ def report(run_dir: str | Path) -> str:
     return result.table().to_string() + "\n\nOur averages over backbones beside the paper's (percent):\n" + comparison.round(1).to_string()
 
 
-def write_outputs(result: RuffiniResult, run_dir: Path) -> None:
-    """Config, provenance, metrics, predictions and the comparison with the paper into ``run_dir``."""
-    from mtbench.predictions import save_predictions
-    from mtbench.runs import write_run_info
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
+                        aggregate=aggregate, manifest=lambda data: {"prognosis": data.prognosis, "severity": data.severity},
+                        result_cls=RuffiniResult, load_upstream=load_upstream)
+run_unit, report, load_result = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
-    result.metrics.to_csv(run_dir / "metrics.csv", index=False)
-    result.table().to_csv(run_dir / "table.csv")
-    result.compare_with_paper().to_csv(run_dir / "compare_with_paper.csv")
-    for (bb, arm), df in result.predictions.items():
-        save_predictions(df, run_dir / bb / arm / "predictions.csv")
-    for (bb, arm, fold), h in result.histories.items():
-        h.to_csv(run_dir / bb / arm / f"history_fold{fold}.csv", index=False)
-    for (bb, arm, fold), r in result.dataset_ratios.items():
-        r.to_csv(run_dir / bb / arm / f"dataset_ratio_fold{fold}.csv", index=False)
+
+def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> RuffiniResult:
+    """Every backbone x fold x arm of the configuration in memory; the run folder as ``mtbench run`` writes it."""
+    result = EXPERIMENT.run(config, run_dir, progress)
+    result.data_report = result.prepared.report
+    return result

@@ -29,30 +29,35 @@ Fairness choices (visible options, see :func:`default_config`):
 
 Data come from a *generator* (``config["generator"]``, a registered name): ``synthetic_cxr``
 (2D) is built in; a 3D generator (e.g. a head-CT phantom) plugs in with
-:func:`register_generator` and the same grid runs unchanged.
+:func:`register_generator` and the same grid runs unchanged (see :mod:`.when_mtl_design`).
+
+The grid runs as resumable units, one per setting and seed (``mtbench run when_mtl_helps``), in
+the run folder of :mod:`mtbench.experiments.base`.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import RandomSampler
-from tqdm.auto import tqdm
 
-from mtbench.data import MultiTaskDataset, flip_labels, make_synthetic_cxr, subsample_labels, train_val_test_split
+from mtbench.data import MultiTaskDataset, flip_labels, subsample_labels, train_val_test_split
+from mtbench.experiments.base import Experiment, UnitResult
+from mtbench.experiments.when_mtl_design import (  # noqa: F401  (the benchmark's public names)
+    FACTORS, GENERATORS, BenchmarkData, list_generators, paired_summary, register_generator, settings,
+)
 from mtbench.metrics import metric_value
 from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
+from mtbench.runs import unit_key
 from mtbench.tasks import Task
 from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
 from mtbench.train.device import torch_threads
@@ -62,63 +67,6 @@ DESCRIPTION = (
     "controlled benchmark: single- vs multi-task (several weightings) as relatedness, "
     "label counts and label noise vary one at a time"
 )
-
-FACTORS = ("relatedness", "n_main_labels", "n_aux_labels", "label_noise")
-
-
-# ----------------------------------------------------------------------------- generators
-
-
-@dataclass
-class BenchmarkData:
-    """What a generator returns.
-
-    ``images`` ``[N, C, ...]`` (2D or 3D); ``table`` one row per image with ``sample_id``,
-    ``patient_id``, the main task's column and each auxiliary task's column; ``main`` the main
-    :class:`Task` (binary); ``auxiliary`` ``{"related": Task, "unrelated": Task}`` (regression
-    tasks are standardised with the training mean and SD by the experiment).
-    """
-
-    images: np.ndarray
-    table: pd.DataFrame
-    main: Task
-    auxiliary: dict[str, Task]
-    spatial_dims: int = 2
-
-
-_GENERATORS: dict[str, Callable[[Mapping[str, Any]], BenchmarkData]] = {}
-
-
-def register_generator(name: str):
-    """Decorator: make ``fn(data_config) -> BenchmarkData`` usable as ``config["generator"] = name``."""
-
-    def deco(fn):
-        if name in _GENERATORS:
-            raise ValueError(f"A generator named {name!r} is already registered.")
-        _GENERATORS[name] = fn
-        return fn
-
-    return deco
-
-
-def list_generators() -> list[str]:
-    return sorted(_GENERATORS)
-
-
-@register_generator("synthetic_cxr")
-def _synthetic_cxr(d: Mapping[str, Any]) -> BenchmarkData:
-    """2D synthetic chest X-rays: related = Brixia-style severity, unrelated = heart size."""
-    data = make_synthetic_cxr(
-        n_patients=d["n_patients"], size=d["size"], seed=d["seed"], heart_size_sd=d.get("heart_size_sd", 0.2)
-    )
-    table = data.table.copy()
-    table["heart_size"] = np.log(table["heart_size"])  # symmetric around 0
-    main = Task("prognosis", "binary", class_names=("mild", "severe"), description="severe outcome (synthetic)")
-    aux = {
-        "related": Task("severity", "regression", metrics=("mae", "pearson_r"), description="global severity 0-18 (standardised)"),
-        "unrelated": Task("heart_size", "regression", metrics=("mae", "pearson_r"), description="log heart-size factor (standardised)"),
-    }
-    return BenchmarkData(data.images, table, main, aux, spatial_dims=2)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -171,66 +119,6 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     }
 
 
-def settings(config: Mapping[str, Any], n_train: int | None = None) -> pd.DataFrame:
-    """The grid: one row per setting (``relatedness, n_main_labels, n_aux_labels, label_noise``).
-
-    The factors in ``config["cross"]`` are crossed with each other; every other factor is varied
-    alone with the rest at the baseline. Duplicates are removed; ``is_baseline`` marks the baseline.
-    ``n_aux_labels=None`` means every training image; given ``n_train`` it is written as that number.
-    """
-    base = dict(config["baseline"])
-    unknown = set(base) ^ set(FACTORS)
-    if unknown:
-        raise ValueError(f"baseline must set exactly the factors {FACTORS}; got {sorted(base)}.")
-    grid = {f: list(dict.fromkeys([base[f], *config["grid"].get(f, [])])) for f in FACTORS}
-    cross = list(config.get("cross", []))
-    rows = []
-    for combo in itertools.product(*[grid[f] for f in cross]):
-        rows.append({**base, **dict(zip(cross, combo))})
-    for f in FACTORS:
-        if f in cross:
-            continue
-        rows += [{**base, f: v} for v in grid[f]]
-    unique: list[dict] = []
-    for r in rows:
-        if r not in unique:
-            unique.append(r)
-    df = pd.DataFrame(unique, columns=list(FACTORS))
-    df["is_baseline"] = [r == base for r in unique]
-    df.insert(0, "setting", [f"s{i:02d}" for i in range(len(df))])
-    if n_train is not None:  # "all auxiliary labels" as a number, so it can be plotted
-        df["n_aux_labels"] = df["n_aux_labels"].fillna(n_train).astype(int)
-    return df
-
-
-# ----------------------------------------------------------------------------- statistics
-
-
-def paired_summary(treatment, control, ci: float = 0.95) -> dict[str, float]:
-    """Paired comparison of per-seed values: mean difference, its t-interval and two paired tests.
-
-    The one place that does the statistics (``scipy.stats.ttest_rel`` and ``wilcoxon``), so it can
-    be swapped for ``mtbench.stats`` paired tests. With ``n < 2`` pairs, tests are NaN.
-    """
-    from scipy import stats
-
-    a, b = np.asarray(treatment, float), np.asarray(control, float)
-    d = a - b
-    n = len(d)
-    out = {"n": n, "mean_diff": float(d.mean()) if n else float("nan"), "sd_diff": float(d.std(ddof=1)) if n > 1 else float("nan"),
-           "wins": int((d > 0).sum()), "ci_low": float("nan"), "ci_high": float("nan"),
-           "p_ttest": float("nan"), "p_wilcoxon": float("nan")}
-    if n >= 2:
-        half = stats.t.ppf(0.5 + ci / 2, n - 1) * out["sd_diff"] / np.sqrt(n)
-        out["ci_low"], out["ci_high"] = out["mean_diff"] - half, out["mean_diff"] + half
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out["p_ttest"] = float(stats.ttest_rel(a, b).pvalue)
-            if np.any(d != 0):
-                out["p_wilcoxon"] = float(stats.wilcoxon(a, b).pvalue)
-    return out
-
-
 # ----------------------------------------------------------------------------- running
 
 
@@ -247,11 +135,26 @@ class WhenMTLResult:
     runs: pd.DataFrame
     comparisons: pd.DataFrame
     settings: pd.DataFrame
-    weight_logs: dict[str, pd.DataFrame]
-    histories: dict[str, pd.DataFrame]
     config: dict[str, Any]
-    run_dir: Path | None = None
+    weight_logs: dict[str, pd.DataFrame] = field(default_factory=dict)
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    @classmethod
+    def from_units(cls, cfg, run_dir, finished) -> "WhenMTLResult":
+        """The result of the finished ``(unit, UnitResult)`` pairs of a run folder."""
+        splits = pd.read_csv(run_dir / "splits.csv")
+        grid = settings(cfg, int((splits["split"] == "train").sum()))
+        runs = pd.concat([r.metrics for _, r in finished], ignore_index=True)
+        runs["reused"] = runs["reused"].astype(bool)
+        weight_logs, histories = {}, {}
+        for unit, r in finished:
+            for name, table in r.tables.items():  # "weights.<weighting>", "history.<arm or weighting>"
+                kind, _, arm = name.partition(".")
+                key = f"{unit['setting']}/{arm}/seed{unit['seed']}"
+                (weight_logs if kind == "weights" else histories)[key] = table
+        return cls(runs, compare(runs, cfg["metric"]), grid, cfg, weight_logs, histories, run_dir=run_dir)
 
     def table(self) -> pd.DataFrame:
         """The paired comparisons: ``gain [CI] (p)`` per setting and weighting."""
@@ -336,69 +239,87 @@ def _fit_one(bench, table, tasks, cfg, seed, weighting, single_task, progress):
     return value, res, loss.weighting.weight_log()
 
 
-def run(config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None, progress: bool = True) -> WhenMTLResult:
-    """Train every (setting, arm, weighting, seed) of the grid; write results into ``run_dir`` if given."""
-    cfg = copy.deepcopy(dict(config or default_config()))
-    if cfg["generator"] not in _GENERATORS:
-        raise ValueError(f"Unknown generator {cfg['generator']!r}; registered: {list_generators()}.")
-    if cfg["single_task_steps"] not in ("matched", "epochs"):
-        raise ValueError(f"single_task_steps must be 'matched' or 'epochs', got {cfg['single_task_steps']!r}.")
-    with torch_threads(cfg.get("torch_threads")):
-        return _run(cfg, run_dir, progress)
+class Prepared:
+    """The generator's data, the split (one per run) and the grid of settings."""
+
+    def __init__(self, cfg: Mapping[str, Any]):
+        if cfg["single_task_steps"] not in ("matched", "epochs"):
+            raise ValueError(f"single_task_steps must be 'matched' or 'epochs', got {cfg['single_task_steps']!r}.")
+        self.bench = GENERATORS.get(cfg["generator"])(cfg["data"])
+        d = cfg["data"]
+        self.split = train_val_test_split(
+            self.bench.table, val_fraction=d["val_fraction"], test_fraction=d["test_fraction"],
+            stratify_column=self.bench.main.name, seed=d["seed"],
+        ).to_numpy()
+        self.grid = settings(cfg, int((self.split == "train").sum()))
+        self.table = self.bench.table.assign(split=self.split)
 
 
-def _run(cfg, run_dir, progress):
-    t0 = time.perf_counter()
-    bench = _GENERATORS[cfg["generator"]](cfg["data"])
-    d = cfg["data"]
-    split = train_val_test_split(
-        bench.table, val_fraction=d["val_fraction"], test_fraction=d["test_fraction"],
-        stratify_column=bench.main.name, seed=d["seed"],
-    ).to_numpy()
-    n_train = int((split == "train").sum())
-    grid = settings(cfg, n_train)
-    timings = {"data_s": time.perf_counter() - t0}
-    jobs = []  # (setting row, weighting or None, seed)
+def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One unit per setting and seed. A single-task model ignores the auxiliary task, so it is trained
+    once per (main labels, noise, seed): a later setting that shares them runs after that unit and reuses it."""
+    grid = settings(cfg)
+    first: dict[tuple, str] = {}
+    out = []
     for _, s in grid.iterrows():
-        names = list(cfg["weightings"]) + (list(cfg.get("baseline_weightings", [])) if s["is_baseline"] else [])
         for seed in cfg["seeds"]:
-            jobs.append((s, None, seed))
-            jobs += [(s, w, seed) for w in dict.fromkeys(names)]
-    rows, weight_logs, histories, st_cache = [], {}, {}, {}
-    bar = tqdm(jobs, desc=NAME, disable=not progress)
-    for s, weighting, seed in bar:
-        setting = {f: s[f] for f in FACTORS}
-        # A single-task model ignores the auxiliary task: train it once per (main labels, noise, seed).
-        st_key = (setting["n_main_labels"], setting["label_noise"], seed)
-        if weighting is None and st_key in st_cache:
-            rows.append({**st_cache[st_key], "setting": s["setting"], **setting, "reused": True})
-            continue
-        bar.set_postfix_str(f"{s['setting']} {weighting or 'single'} seed{seed}")
-        table = _prepare_seed(bench, split, setting, seed)
-        aux = bench.auxiliary[setting["relatedness"]]
-        tasks = [bench.main] if weighting is None else [bench.main, aux]
-        t_fit = time.perf_counter()
-        value, res, wlog = _fit_one(bench, table, tasks, cfg, seed, weighting or "equal", weighting is None, progress)
-        row = {
-            "setting": s["setting"], **setting, "arm": "single_task" if weighting is None else "multi_task",
-            "weighting": weighting or "-", "aux_task": "-" if weighting is None else aux.name, "seed": seed,
-            cfg["metric"]: value, "best_epoch": res.best_epoch, "seconds": time.perf_counter() - t_fit, "reused": False,
-        }
-        rows.append(row)
-        key = f"{s['setting']}/{weighting or 'single_task'}/seed{seed}"
-        histories[key] = res.history
-        if weighting is None:
-            st_cache[st_key] = {k: v for k, v in row.items() if k not in ("setting", *FACTORS, "reused")}
-        else:
-            weight_logs[key] = wlog
-    runs = pd.DataFrame(rows)
-    comparisons = compare(runs, cfg["metric"])
-    timings["total_s"] = time.perf_counter() - t0
-    out = WhenMTLResult(runs, comparisons, grid, weight_logs, histories, cfg, timings=timings)
-    if run_dir is not None:
-        out.run_dir = Path(run_dir)
-        write_outputs(out, out.run_dir)
+            unit: dict[str, Any] = {"setting": s["setting"], "seed": seed}
+            st_key = (s["n_main_labels"], s["label_noise"], seed)
+            if st_key in first:
+                unit["after"] = [first[st_key]]
+            else:
+                first[st_key] = unit_key(unit)
+            out.append(unit)
     return out
+
+
+def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepared, checkpoint_dir=None,
+               progress: bool = True, upstream=None) -> UnitResult:
+    """The single-task model (or ``upstream``'s, reused) and every weighting's multi-task model of one
+    setting and seed; ``metrics`` holds one row per model, ``model`` the single-task row."""
+    bench, seed = prepared.bench, int(unit["seed"])
+    s = prepared.grid.set_index("setting").loc[unit["setting"]]
+    setting = {f: s[f] for f in FACTORS}
+    names = list(cfg["weightings"]) + (list(cfg.get("baseline_weightings", [])) if s["is_baseline"] else [])
+    rows, tables = [], {}
+    with torch_threads(cfg.get("torch_threads")):
+        table = _prepare_seed(bench, prepared.split, setting, seed)
+        aux = bench.auxiliary[setting["relatedness"]]
+        for weighting in ([] if upstream else [None]) + list(dict.fromkeys(names)):
+            tasks = [bench.main] if weighting is None else [bench.main, aux]
+            t_fit = time.perf_counter()
+            value, res, wlog = _fit_one(bench, table, tasks, cfg, seed, weighting or "equal", weighting is None, progress)
+            rows.append({
+                "setting": unit["setting"], **setting, "arm": "single_task" if weighting is None else "multi_task",
+                "weighting": weighting or "-", "aux_task": "-" if weighting is None else aux.name, "seed": seed,
+                cfg["metric"]: value, "best_epoch": res.best_epoch, "seconds": time.perf_counter() - t_fit, "reused": False,
+            })
+            tables[f"history.{weighting or 'single_task'}"] = res.history
+            if weighting is not None:
+                tables[f"weights.{weighting}"] = wlog
+    if upstream:
+        rows.insert(0, {**upstream[0], "setting": unit["setting"], **setting, "reused": True})
+    single = {k: v for k, v in rows[0].items() if k not in ("setting", *FACTORS, "reused")}
+    return UnitResult(None, pd.DataFrame({"best_epoch": [rows[0]["best_epoch"]]}), pd.DataFrame(rows), single, tables)
+
+
+def load_single_task(cfg, unit, unit_dir: Path) -> dict[str, Any]:
+    """The single-task row a finished unit trained (what a later unit with the same labels reuses)."""
+    runs = pd.read_csv(Path(unit_dir) / "metrics.csv")
+    row = runs[runs["arm"] == "single_task"].iloc[0].to_dict()
+    return {k: v for k, v in row.items() if k not in ("setting", *FACTORS, "reused")}
+
+
+def aggregate(result: WhenMTLResult, run_dir: Path) -> str:
+    """Tables, weight logs and the gain curves into the run folder; the comparison table as text."""
+    write_outputs(result, run_dir)
+    return result.table().to_string()
+
+
+EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=Prepared, units=units, train_unit=train_unit,
+                        aggregate=aggregate, result_cls=WhenMTLResult, load_upstream=load_single_task)
+run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
+data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
 
 
 def compare(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
@@ -423,10 +344,7 @@ def write_outputs(result: WhenMTLResult, run_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     from mtbench.plots import plot_gain_curves
-    from mtbench.runs import write_run_info
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(run_dir, result.config, {"timings": result.timings})
     result.settings.to_csv(run_dir / "settings.csv", index=False)
     result.runs.to_csv(run_dir / "runs.csv", index=False)
     result.comparisons.to_csv(run_dir / "comparisons.csv", index=False)
