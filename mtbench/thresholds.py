@@ -124,3 +124,28 @@ def warn_small_classes(labels, min_count: int = 5, name: str = "validation split
             stacklevel=2,
         )
     return counts
+
+
+def predict_thresholded(model, val_loader, test_loader, tasks: Sequence[Task] | Mapping[str, Task],
+                        method: str = "youden", fixed: float = 0.5, **predict_kwargs) -> pd.DataFrame:
+    """Test predictions whose binary decisions use thresholds chosen on the validation predictions.
+
+    The one call every experiment makes after training: predict ``val_loader``, choose each binary
+    task's threshold there (:func:`fit_thresholds`, ``method`` = ``"youden"`` by default, ``"fixed"``
+    for a paper's 0.5), predict ``test_loader`` and apply them (stored in ``<task>.threshold``).
+    ``predict_kwargs`` go to :func:`mtbench.train.predict` for both splits (except ``mask_dir``,
+    test only).
+    """
+    from mtbench.train import predict
+
+    tasks = as_task_dict(tasks)
+    test = predict(model, test_loader, tasks, **predict_kwargs)
+    if not any(t.kind == "binary" for t in tasks.values()):
+        return test
+    predict_kwargs.pop("mask_dir", None)
+    val = None if method == "fixed" else predict(model, val_loader, tasks, **predict_kwargs)
+    if val is None:
+        thresholds = {n: float(fixed) for n, t in tasks.items() if t.kind == "binary"}
+    else:  # one class in validation: choose_threshold warns and keeps ``fixed``
+        thresholds = fit_thresholds(val, tasks, method=method, fixed=fixed)
+    return apply_thresholds(test, tasks, thresholds)

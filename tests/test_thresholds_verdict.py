@@ -92,3 +92,38 @@ def test_degenerate_flags():
     maps = np.zeros((3, 2, 2))
     maps[1, 0, 0] = 0.5
     assert zero_map_flags(maps, "gradcam") == ["gradcam: 2 of 3 maps are all zero (samples [0, 2])."]
+
+
+def test_predict_thresholded_uses_the_validation_threshold_on_test():
+    """The threshold is chosen on validation predictions and applied, unchanged, to the test split."""
+    import numpy as np
+    import pandas as pd
+    import torch
+    from torch import nn
+
+    from mtbench.data import MultiTaskDataset
+    from mtbench.tasks import Task
+    from mtbench.thresholds import predict_thresholded
+    from mtbench.train import make_loader
+
+    class MeanLogit(nn.Module):  # logit = mean pixel value: the score is known exactly
+        def forward(self, x):
+            return {"prognosis": x.flatten(1).mean(1, keepdim=True)}
+
+    task = Task("prognosis", "binary")
+
+    def loader(logits, labels):
+        table = pd.DataFrame({"sample_id": [f"s{i}" for i in range(len(labels))], "patient_id": range(len(labels)),
+                              "prognosis": labels})
+        images = np.ones((len(labels), 1, 4, 4), np.float32) * np.asarray(logits, np.float32)[:, None, None, None]
+        return make_loader(MultiTaskDataset(table, [task], images), batch_size=4)
+
+    # validation: positives have logits >= 2, negatives <= 1 -> Youden's threshold is sigmoid(2)
+    val = loader([-1, 0, 1, 2, 3, 4], [0, 0, 0, 1, 1, 1])
+    test = loader([0.5, 1.5, 2.5], [0, 1, 1])
+    out = predict_thresholded(MeanLogit(), val, test, [task])
+    thr = float(torch.sigmoid(torch.tensor(2.0)))
+    assert np.allclose(out["prognosis.threshold"], thr, atol=1e-6)
+    assert out["prognosis.pred"].tolist() == [0, 0, 1]  # 1.5 is above 0.5 but below the chosen threshold
+    fixed = predict_thresholded(MeanLogit(), val, test, [task], method="fixed")
+    assert fixed["prognosis.pred"].tolist() == [1, 1, 1] and np.allclose(fixed["prognosis.threshold"], 0.5)
