@@ -265,13 +265,13 @@ def section_cobo(dev, z):
     cfg["train"].update(epochs=1, batch_size=z["cobo_batch"], grad_accum_steps=z["cobo_accum"], patience=None,
                         device=str(dev), amp="auto")
     t0 = time.perf_counter()
-    cobo2024.prepare(cfg)
+    prep = cobo2024.prepare(cfg)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
-    _, history, _ = cobo2024.train_arm_fold(cfg, "baseline_densenet", 0, progress=False)
+    cobo2024.train_unit(cfg, {"arm": "baseline_densenet", "fold": 0}, prep, progress=False)
     sync(dev)
     t = time.perf_counter() - t0
-    n = len(cobo2024.prepare(cfg)["table"])
+    n = len(prep["table"])
     row(f"cobo2024 baseline_densenet, 1 epoch, fold 0 of 3, {n} phantom volumes 1x{'x'.join(map(str, z['cobo_shape']))}",
         f"{t:.1f} s", f"batch {z['cobo_batch']}, accumulation {z['cobo_accum']}, AMP auto, incl. val+test prediction; "
         f"phantom + preprocessing {t_data:.1f} s")
