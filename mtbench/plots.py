@@ -221,14 +221,26 @@ _PREFERRED = ("auc", "balanced_accuracy", "qwk", "mae", "r", "pearson_r", "dice"
 
 
 def _arm_of(label: str) -> str:
-    return str(label).split("/")[0]
+    """The arm of a unit label (``"mt/seed0"`` -> ``"mt"``, ``"convnet/fold0/armmdmt"`` -> ``"mdmt"``)."""
+    parts = str(label).split("/")
+    return next((p[3:] for p in parts if p.startswith("arm") and len(p) > 3), parts[0])
+
+
+def _short(labels) -> dict[str, str]:
+    """Unit labels without the parts every label shares (``convnet/fold0/armmt`` -> ``fold0/armmt``)."""
+    split = [str(x).split("/") for x in labels]
+    n = min((len(p) for p in split), default=0)
+    same = {i for i in range(n) if len({p[i] for p in split}) == 1} if len(split) > 1 else set()
+    return {x: "/".join(q for i, q in enumerate(p) if i not in same) or str(x) for x, p in zip(labels, split)}
 
 
 def plot_unit_metrics(results: pd.DataFrame, max_panels: int = 8):
     """Point estimates with CIs of every unit (arm x seed ...), one panel per task and metric
     (the most used metrics first), coloured by arm (the first label column)."""
-    labels = [c for c in results.columns if c not in _NOT_LABELS]
     df = results.dropna(subset=["value"]).copy()
+    labels = [c for c in df.columns if c not in _NOT_LABELS]
+    if "unit" in df.columns:  # the unit's label, plus what varies within a unit (e.g. a backbone per row)
+        labels = ["unit"] + [c for c in labels if c != "unit" and df.groupby("unit")[c].nunique(dropna=False).max() > 1]
     df["__label"] = df[labels].astype(str).agg("/".join, axis=1) if labels else "run"
     pairs = list(dict.fromkeys(zip(df["task"], df["metric"])))
     pairs.sort(key=lambda p: _PREFERRED.index(p[1]) if p[1] in _PREFERRED else len(_PREFERRED))
@@ -249,13 +261,16 @@ def plot_unit_metrics(results: pd.DataFrame, max_panels: int = 8):
             lo, hi = r.get("ci_low", np.nan), r.get("ci_high", np.nan)
             err = np.nan_to_num(np.array([[max(r["value"] - lo, 0)], [max(hi - r["value"], 0)]]))
             ax.errorbar([x], [r["value"]], yerr=err, fmt="o", capsize=3, color=f"C{arms.index(_arm_of(u)) % 10}")
-        ax.set_xticks(range(len(units)), [u if len(u) <= 22 else u[:21] + "…" for u in units], rotation=60,
-                      ha="right", fontsize=7)
+        short = _short(units)
+        ax.set_xticks(range(len(units)), [short[u] if len(short[u]) <= 30 else short[u][:29] + "…" for u in units],
+                      rotation=60, ha="right", fontsize=7)
         ax.set_title(f"{task}: {metric}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(pairs):]:
         ax.axis("off")
-    fig.suptitle("test metrics per unit, 95% CI", fontsize=10)
+    has_ci = {"ci_low", "ci_high"} <= set(df.columns) and df["ci_low"].notna().any()
+    fig.suptitle("test metrics per unit, colour = arm" + (" (bars: 95% bootstrap CI)" if has_ci else " (no CI reported)"),
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -279,6 +294,7 @@ def plot_unit_histories(histories: Mapping[str, pd.DataFrame]):
                         ax.plot(hit["epoch"], hit[col], marker="*", ms=9, color=f"C{i % 10}")
         ax.set_title(col.replace("_", " ") + " (star: selected epoch)", fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
@@ -307,8 +323,9 @@ def plot_unit_rocs(predictions: Mapping[str, pd.DataFrame | None]):
     fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 4.0), squeeze=False)
     for ax, (task, items) in zip(axes[0], curves.items()):
         arms = list(dict.fromkeys(_arm_of(n) for n, *_ in items))
+        short = _short([n for n, *_ in items])
         for name, fpr, tpr, auc in items:
-            ax.plot(fpr, tpr, lw=1, color=f"C{arms.index(_arm_of(name)) % 10}", label=f"{name} ({auc:.2f})")
+            ax.plot(fpr, tpr, lw=1, color=f"C{arms.index(_arm_of(name)) % 10}", label=f"{short[name]} ({auc:.2f})")
         ax.plot([0, 1], [0, 1], "k--", lw=0.7)
         ax.set_xlabel("1 - specificity")
         ax.set_ylabel("sensitivity")
@@ -318,16 +335,18 @@ def plot_unit_rocs(predictions: Mapping[str, pd.DataFrame | None]):
     return fig
 
 
-def run_figures(result, run_dir) -> list:
+def run_figures(metrics: pd.DataFrame, histories: Mapping[str, pd.DataFrame],
+                predictions: Mapping[str, pd.DataFrame | None], run_dir) -> list:
     """The figures every run folder holds (``fig_metrics.png``, ``fig_learning_curves.png``,
-    ``fig_roc.png``), from an :class:`~mtbench.experiments.base.ExperimentResult`; returns their paths.
+    ``fig_roc.png``) from its units' metrics (with a ``unit`` column), histories and predictions
+    (by unit label); returns their paths.
     A figure that cannot be drawn is reported with a warning, not silently skipped."""
     import warnings
     from pathlib import Path
 
-    makers = {"fig_metrics.png": lambda: plot_unit_metrics(result.results),
-              "fig_learning_curves.png": lambda: plot_unit_histories(result.histories),
-              "fig_roc.png": lambda: plot_unit_rocs(result.predictions)}
+    makers = {"fig_metrics.png": lambda: plot_unit_metrics(metrics),
+              "fig_learning_curves.png": lambda: plot_unit_histories(histories),
+              "fig_roc.png": lambda: plot_unit_rocs(predictions)}
     out = []
     for name, make in makers.items():
         try:

@@ -14,7 +14,6 @@ from mtbench.cli import main
 from mtbench.experiments.base import Experiment, UnitResult, arm_seed_units
 from mtbench.guards import DegenerateResultError
 from mtbench.runs import data_fingerprint
-from mtbench.run_checks import manifest_sources, source_lines
 from mtbench.tasks import Task
 
 TASK = Task("y", "binary")
@@ -132,6 +131,7 @@ def cohen_copy(shared_data, tmp_path):
 
 def test_deleted_images_are_counted_in_fingerprint_and_sources(cohen_copy):
     from mtbench.data.sources import cohen_covid
+    from mtbench.run_checks import manifest_sources, source_lines
 
     before = cohen_covid.load_manifest(cohen_copy)
     base_missing = data_fingerprint(before)["data"]["missing_files"]

@@ -289,7 +289,7 @@ class Experiment:
         result.timings, result.prepared = timings, prepared
         result.models = {unit_label(u): models[unit_key(u)] for u in units}
         self.aggregate(result, folder)
-        for line in self._after_aggregate(result, folder):
+        for line in self._after_aggregate(cfg, folder):
             print(line)
         return result
 
@@ -310,23 +310,30 @@ class Experiment:
         run_dir = Path(run_dir)
         result = self.load(run_dir)
         text = self.aggregate(result, run_dir) or ""
-        lines = self._after_aggregate(result, run_dir)
+        from mtbench.runs import load_run_config
+
+        lines = self._after_aggregate(load_run_config(run_dir), run_dir)
         return text + ("\n\n" + "\n".join(lines) if lines else "")
 
-    def _after_aggregate(self, result, run_dir: Path) -> list[str]:
-        """What every run folder gets besides the paper's tables: ``degenerate_flags.csv`` (one
-        warning line per flag) and the generic figures (:func:`mtbench.plots.run_figures`)."""
+    def _after_aggregate(self, cfg: Mapping[str, Any], run_dir: Path) -> list[str]:
+        """What every run folder gets besides the paper's tables, read from its unit folders (the
+        same for every experiment, whatever its result class): ``degenerate_flags.csv`` (one warning
+        line per flag) and the figures of :func:`mtbench.plots.run_figures`."""
         from mtbench.plots import run_figures
         from mtbench.run_checks import unit_flags, write_flags
+        from mtbench.runs import finished_units
 
-        flags = []
-        for label, preds in result.predictions.items():
-            flags += unit_flags(label, preds, None)
-        flags += unit_flags("run", None, result.results)  # NaN metrics, labelled by their arm/backbone columns
+        flags, predictions, histories, metrics = [], {}, {}, []
+        for unit, udir in finished_units(run_dir, self.units(cfg)):
+            label, r = unit_label(unit), UnitResult.load(udir)
+            flags += unit_flags(label, r.predictions, r.metrics)
+            predictions[label], histories[label] = r.predictions, r.history
+            metrics.append(r.metrics.assign(unit=label))
         lines = write_flags(run_dir, flags)
-        figures = run_figures(result, run_dir)
-        if figures:
-            lines.append(f"Figures: {', '.join(p.name for p in figures)}")
+        if metrics:
+            figures = run_figures(pd.concat(metrics, ignore_index=True), histories, predictions, run_dir)
+            if figures:
+                lines.append(f"Figures: {', '.join(p.name for p in figures)}")
         return lines
 
 
