@@ -84,7 +84,7 @@ def source_lines(sources: list[Mapping[str, Any]]) -> list[str]:
         if "files_found" in s:
             files = f", files found {s['files_found']}, missing {s.get('files_missing', 0)}"
         excl = s.get("excluded") or {}
-        excl_text = f"; excluded: {', '.join(f'{n} ({why})' for why, n in excl.items())}" if excl else ""
+        excl_text = f"; the loader left out (whole collection): {', '.join(f'{n} ({why})' for why, n in excl.items())}" if excl else ""
         warn = "WARNING " if s.get("files_missing") else ""
         lines.append(f"{warn}data {s.get('name')}: {s.get('kind')} ({s.get('source')}){where}: "
                      f"{s.get('rows')} rows{files}{excl_text}")

@@ -144,6 +144,7 @@ def test_deleted_images_are_counted_in_fingerprint_and_sources(cohen_copy):
     assert src["kind"] == "real" and src["root"] == str(cohen_copy)
     assert src["files_missing"] == base_missing + 6 and src["excluded"]["image file missing"] == base_missing + 6
     assert source_lines([src])[0].startswith("WARNING data data: real (cohen) at")
+    assert "the loader left out (whole collection):" in source_lines([src])[0]
 
 
 # ------------------------------------------------------------------ CLI
