@@ -7,6 +7,8 @@
                            [--run-dir D | --new]
     mtbench plan EXPERIMENT [same options]    one command per unit, for a cluster job array
     mtbench report RUN_DIR ...                aggregate finished units, list missing ones
+    mtbench describe EXPERIMENT [--profile full|smoke]
+                                              paper / original code vs mtbench default, and the switch
     mtbench data check DATASET [--data-root P | --root P] [--splits CSV] [--no-read]
                                               validate a data set against its card; exit 1 on errors
 """
@@ -24,8 +26,14 @@ import yaml
 from mtbench.cli_errors import friendly_errors
 
 
+GENERIC_KEYS = {"allow_single_class": False}  # top-level switches every experiment accepts (mtbench.run_checks)
+
+
 def _set_nested(cfg: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
+    if dotted in GENERIC_KEYS:
+        cfg[dotted] = value
+        return
     node = cfg
     for k in keys[:-1]:
         if k not in node or not isinstance(node[k], dict):
@@ -91,7 +99,33 @@ def _resolved_config(args) -> tuple[Any, dict]:
         if not sep:
             raise SystemExit(f"--set expects key=value, got {item!r}.")
         _set_nested(cfg, key, yaml.safe_load(raw))
+    if getattr(args, "data_root", None):
+        _check_data_root(args, exp, cfg)
     return exp, cfg
+
+
+def _check_data_root(args, exp, cfg: dict) -> None:
+    """``--data-root`` must select real data: refuse a configuration that would train on synthetic
+    data anyway, naming the ``--set`` that selects a real source (issue 14: it used to train on
+    synthetic data without a word)."""
+    from mtbench.run_checks import SYNTHETIC
+
+    source = (cfg.get("data") or {}).get("source") if isinstance(cfg.get("data"), dict) else None
+    if source is None:
+        raise SystemExit(f"--data-root {args.data_root} was given, but {args.experiment} trains on generated data only "
+                         "(its configuration has no data.source): drop --data-root.")
+    if not str(source).startswith(SYNTHETIC):
+        return
+    full = (exp.default_config("full").get("data") or {}).get("source")
+    hint = (f"--set data.source={full}" if full and not str(full).startswith(SYNTHETIC)
+            else "a real data.source (see the experiment's doc page)")
+    raise SystemExit(
+        f"--data-root {args.data_root} was given, but {args.experiment}'s {cfg.get('profile')} configuration uses "
+        f"data.source={source} (generated data): --data-root only says where real data sets are. "
+        f"To train on real data add {hint}"
+        + (" (or --set data.source=cohen for the COVID-19 image collection at <data root>/cohen-covid-mini)"
+           if args.experiment.startswith("ruffini2024") and full != "cohen" else "")
+        + "; to keep the generated data, drop --data-root.")
 
 
 UNIT_FLAGS = ("arm", "backbone", "fold", "seed", "setting")  # the keys a unit may have (mtbench.runs.unit_key)
@@ -188,6 +222,19 @@ def _cmd_report(args) -> int:
     return status
 
 
+def _cmd_describe(args) -> int:
+    from mtbench.experiments import get_experiment
+    from mtbench.fidelity import EXPERIMENTS, describe
+
+    get_experiment(args.experiment)  # an unknown name fails with the registry's list
+    if args.experiment not in EXPERIMENTS:
+        raise SystemExit(f"{args.experiment} reproduces no paper, so it has no fidelity table; "
+                         f"experiments with one: {', '.join(EXPERIMENTS)}.")
+    print(f"{args.experiment}: paper / original code vs mtbench ({args.profile} profile defaults)\n")
+    print(describe(args.experiment, args.profile))
+    return 0
+
+
 def _cmd_data_check(args) -> int:
     if args.data_root:
         os.environ["MTBENCH_DATA_ROOT"] = args.data_root
@@ -254,6 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_report = sub.add_parser("report", help="aggregate finished units of run folders; list what is missing")
     p_report.add_argument("run_dirs", nargs="+")
     p_report.set_defaults(func=_cmd_report)
+    p_desc = sub.add_parser("describe", help="what the paper / original code does vs mtbench's defaults, and the switch")
+    p_desc.add_argument("experiment")
+    p_desc.add_argument("--profile", choices=["smoke", "full"], default="full", help="defaults of this profile (default full)")
+    p_desc.set_defaults(func=_cmd_describe)
     _add_data_commands(sub)
     return parser
 

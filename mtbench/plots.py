@@ -213,3 +213,149 @@ def plot_pr_curves(predictions, task: str, ax=None, title: str | None = None):
     ax.set_title(title or f"{task}: precision-recall", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------------------ every run folder
+_NOT_LABELS = {"task", "metric", "value", "ci_low", "ci_high", "n", "n_boot", "seconds"}
+_PREFERRED = ("auc", "balanced_accuracy", "qwk", "mae", "r", "pearson_r", "dice", "accuracy", "f1")
+
+
+def _arm_of(label: str) -> str:
+    """The arm of a unit label (``"mt/seed0"`` -> ``"mt"``, ``"convnet/fold0/armmdmt"`` -> ``"mdmt"``)."""
+    parts = str(label).split("/")
+    return next((p[3:] for p in parts if p.startswith("arm") and len(p) > 3), parts[0])
+
+
+def _short(labels) -> dict[str, str]:
+    """Unit labels without the parts every label shares (``convnet/fold0/armmt`` -> ``fold0/armmt``)."""
+    split = [str(x).split("/") for x in labels]
+    n = min((len(p) for p in split), default=0)
+    same = {i for i in range(n) if len({p[i] for p in split}) == 1} if len(split) > 1 else set()
+    return {x: "/".join(q for i, q in enumerate(p) if i not in same) or str(x) for x, p in zip(labels, split)}
+
+
+def plot_unit_metrics(results: pd.DataFrame, max_panels: int = 8):
+    """Point estimates with CIs of every unit (arm x seed ...), one panel per task and metric
+    (the most used metrics first), coloured by arm (the first label column)."""
+    df = results.dropna(subset=["value"]).copy()
+    labels = [c for c in df.columns if c not in _NOT_LABELS]
+    if "unit" in df.columns:  # the unit's label, plus what varies within a unit (e.g. a backbone per row)
+        labels = ["unit"] + [c for c in labels if c != "unit" and df.groupby("unit")[c].nunique(dropna=False).max() > 1]
+    df["__label"] = df[labels].astype(str).agg("/".join, axis=1) if labels else "run"
+    pairs = list(dict.fromkeys(zip(df["task"], df["metric"])))
+    pairs.sort(key=lambda p: _PREFERRED.index(p[1]) if p[1] in _PREFERRED else len(_PREFERRED))
+    pairs = pairs[:max_panels]
+    if not pairs:
+        return None
+    ncol = min(4, len(pairs))
+    nrow = -(-len(pairs) // ncol)
+    units = list(dict.fromkeys(df["__label"]))
+    arms = list(dict.fromkeys(_arm_of(u) for u in units))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(max(3.4, 0.35 * len(units) + 1.5) * ncol, 3.6 * nrow), squeeze=False)
+    for ax, (task, metric) in zip(axes.flat, pairs):
+        sub = df[(df["task"] == task) & (df["metric"] == metric)].set_index("__label")
+        for x, u in enumerate(units):
+            if u not in sub.index:
+                continue
+            r = sub.loc[[u]].iloc[0]
+            lo, hi = r.get("ci_low", np.nan), r.get("ci_high", np.nan)
+            err = np.nan_to_num(np.array([[max(r["value"] - lo, 0)], [max(hi - r["value"], 0)]]))
+            ax.errorbar([x], [r["value"]], yerr=err, fmt="o", capsize=3, color=f"C{arms.index(_arm_of(u)) % 10}")
+        short = _short(units)
+        ax.set_xticks(range(len(units)), [short[u] if len(short[u]) <= 30 else short[u][:29] + "…" for u in units],
+                      rotation=60, ha="right", fontsize=7)
+        ax.set_title(f"{task}: {metric}", fontsize=9)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(pairs):]:
+        ax.axis("off")
+    has_ci = {"ci_low", "ci_high"} <= set(df.columns) and df["ci_low"].notna().any()
+    fig.suptitle("test metrics per unit, colour = arm" + (" (bars: 95% bootstrap CI)" if has_ci else " (no CI reported)"),
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_unit_histories(histories: Mapping[str, pd.DataFrame]):
+    """Training and validation loss of every unit, one colour per arm (the label before ``/``)."""
+    cols = [c for c in ("train_loss", "val_loss") if any(c in h.columns for h in histories.values())]
+    if not cols:
+        return None
+    arms = list(dict.fromkeys(_arm_of(k) for k in histories))
+    fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.5), squeeze=False)
+    for ax, col in zip(axes[0], cols):
+        for name, h in histories.items():
+            if col in h.columns and "epoch" in h.columns:
+                i = arms.index(_arm_of(name))
+                ax.plot(h["epoch"], h[col], lw=1, marker="o", ms=2, color=f"C{i % 10}", alpha=0.8,
+                        label=_arm_of(name) if name == next(k for k in histories if _arm_of(k) == _arm_of(name)) else None)
+                if "best_epoch" in h.columns and len(h):
+                    hit = h[h["epoch"] == h["best_epoch"].iloc[0]]
+                    if not hit.empty:
+                        ax.plot(hit["epoch"], hit[col], marker="*", ms=9, color=f"C{i % 10}")
+        ax.set_title(col.replace("_", " ") + " (star: selected epoch)", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_unit_rocs(predictions: Mapping[str, pd.DataFrame | None]):
+    """ROC curves of every binary task (one panel each), one curve per unit with its AUC."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    from mtbench.predictions import task_arrays, tasks_from_attrs
+
+    curves: dict[str, list] = {}
+    for name, p in predictions.items():
+        if p is None or not len(p):
+            continue
+        for task in tasks_from_attrs(p).values():
+            if task.kind != "binary":
+                continue
+            a = task_arrays(p, task)
+            if len(np.unique(a.y)) == 2 and a.prob is not None:
+                fpr, tpr, _ = roc_curve(a.y, a.prob)
+                curves.setdefault(task.name, []).append((name, fpr, tpr, roc_auc_score(a.y, a.prob)))
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 4.0), squeeze=False)
+    for ax, (task, items) in zip(axes[0], curves.items()):
+        arms = list(dict.fromkeys(_arm_of(n) for n, *_ in items))
+        short = _short([n for n, *_ in items])
+        for name, fpr, tpr, auc in items:
+            ax.plot(fpr, tpr, lw=1, color=f"C{arms.index(_arm_of(name)) % 10}", label=f"{short[name]} ({auc:.2f})")
+        ax.plot([0, 1], [0, 1], "k--", lw=0.7)
+        ax.set_xlabel("1 - specificity")
+        ax.set_ylabel("sensitivity")
+        ax.set_title(f"{task}: ROC (AUC)", fontsize=9)
+        ax.legend(fontsize=6 if len(items) > 6 else 7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def run_figures(metrics: pd.DataFrame, histories: Mapping[str, pd.DataFrame],
+                predictions: Mapping[str, pd.DataFrame | None], run_dir) -> list:
+    """The figures every run folder holds (``fig_metrics.png``, ``fig_learning_curves.png``,
+    ``fig_roc.png``) from its units' metrics (with a ``unit`` column), histories and predictions
+    (by unit label); returns their paths.
+    A figure that cannot be drawn is reported with a warning, not silently skipped."""
+    import warnings
+    from pathlib import Path
+
+    makers = {"fig_metrics.png": lambda: plot_unit_metrics(metrics),
+              "fig_learning_curves.png": lambda: plot_unit_histories(histories),
+              "fig_roc.png": lambda: plot_unit_rocs(predictions)}
+    out = []
+    for name, make in makers.items():
+        try:
+            fig = make()
+        except Exception as err:  # a figure must not fail a finished run; say why it is absent
+            warnings.warn(f"{name} not drawn: {type(err).__name__}: {err}", stacklevel=2)
+            continue
+        if fig is not None:
+            fig.savefig(Path(run_dir) / name, dpi=110, bbox_inches="tight")
+            plt.close(fig)
+            out.append(Path(run_dir) / name)
+    return out

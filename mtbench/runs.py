@@ -119,7 +119,9 @@ def data_fingerprint(manifest, path_column: str = "path") -> dict[str, Any]:
                 path = Path(p)
                 files.append((path.name, path.stat().st_size if path.is_file() else -1))
             entry["files"] = len(files)
-            entry["missing_files"] = sum(1 for _, size in files if size < 0)
+            # absent files among the rows, plus those the loader dropped because absent (its report)
+            dropped = (df.attrs.get("report") or {}).get("missing_files", 0) if isinstance(df.attrs.get("report"), Mapping) else 0
+            entry["missing_files"] = sum(1 for _, size in files if size < 0) + int(dropped or 0)
             entry["total_bytes"] = int(sum(size for _, size in files if size > 0))
             entry["files_sha1"] = hashlib.sha1(repr(sorted(files)).encode()).hexdigest()
         out[name] = entry
@@ -165,16 +167,19 @@ def is_done(run_dir: Path, unit: Mapping[str, Any]) -> bool:
     return (Path(run_dir) / "units" / unit_key(unit) / UNIT_DONE).is_file()
 
 
-def start_run(run_dir: Path, config: Mapping[str, Any], manifest, splits=None) -> None:
+def start_run(run_dir: Path, config: Mapping[str, Any], manifest, splits=None, sources=None, quiet: bool = False) -> None:
     """Open (or re-open) a run folder: ``config.yaml`` + ``provenance.json`` on first use,
-    ``data_fingerprint.json`` and ``splits.csv`` always.
+    ``data_fingerprint.json``, ``splits.csv`` and ``data_sources.json`` always; the data sources
+    are printed (one line each, see :mod:`mtbench.run_checks`) unless ``quiet``.
 
     Re-opening with another configuration, or with data that changed since the run started, is
     refused: the results would mix two experiments. ``manifest`` is the label table (or
     ``{name: table}``) the run uses; ``splits`` each sample's split or fold (default: the
-    manifest's ``split``/``fold`` columns) becomes ``splits.csv``.
+    manifest's ``split``/``fold`` columns) becomes ``splits.csv``; ``sources`` (default: derived
+    from the manifest, :func:`mtbench.run_checks.manifest_sources`) becomes ``data_sources.json``.
     """
     from mtbench.experiments.base import splits_table
+    from mtbench.run_checks import manifest_sources, source_lines
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +198,11 @@ def start_run(run_dir: Path, config: Mapping[str, Any], manifest, splits=None) -
         )
     fp_file.write_text(json.dumps(fingerprint, indent=2))
     (splits if splits is not None else splits_table(manifest)).to_csv(run_dir / "splits.csv", index=False)
+    sources = sources if sources is not None else manifest_sources(manifest, config)
+    (run_dir / "data_sources.json").write_text(json.dumps(sources, indent=2, default=str))
+    if not quiet:
+        for line in source_lines(sources):
+            print(line)
 
 
 def mark_done(unit_dir: Path, key: str, seconds: float) -> None:
@@ -220,7 +230,10 @@ def run_experiment(
     run_dir = Path(run_dir)
     main = ddp.is_main_process()
     if main:
-        start_run(run_dir, config, experiment.data_manifest(config), experiment.data_splits(config))
+        manifest = experiment.data_manifest(config)
+        exp_obj = getattr(experiment, "EXPERIMENT", experiment)  # a paper module re-exports its Experiment
+        sources = exp_obj.data_sources(config) if hasattr(exp_obj, "data_sources") else None
+        start_run(run_dir, config, manifest, experiment.data_splits(config), sources)
         with open(run_dir / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                                  "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")

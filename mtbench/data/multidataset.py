@@ -13,6 +13,8 @@ holds, without reading any image (it replays the loader's batch sampler).
 
 from __future__ import annotations
 
+import warnings
+
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -213,7 +215,13 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
         if d.get("aiforcovid_split_dir"):
             splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
             test = splits[splits["split"] == "test"].drop_duplicates("img")
+            before = prog
             prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
+            dropped = sorted(set(before["sample_id"]) - set(prog["sample_id"]))
+            prog.attrs["report"] = {**(before.attrs.get("report") or {}), "not_in_split_files": len(dropped)}
+            if dropped:  # the paper's split files leave these images out: count and say so, never silently
+                warnings.warn(f"{len(dropped)} of {len(before)} AIforCOVID images are in no test fold of the split files in "
+                              f"{d['aiforcovid_split_dir']} (e.g. {dropped[0]!r}): left out of the prognosis set.", stacklevel=2)
         else:
             prog["fold"] = protocol_folds(prog, protocol, "prognosis").to_numpy()
         sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),

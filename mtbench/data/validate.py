@@ -245,8 +245,23 @@ def validate_dataset(name: str, root: str | os.PathLike | None = None, read_file
         unknown = sorted(set(sp["sample_id"]) - set(manifest["sample_id"].astype(str)))
         for sid in unknown[:20]:
             report.error("unknown-id", f"split file names sample {sid!r}, which the data set does not have", file=splits)
+        if len(unknown) > 20:
+            report.error("unknown-id", f"... {len(unknown)} split-file ids in all name no sample of the data set", file=splits)
+        report.counts["split_ids_unknown"] = len(unknown)
         keep = [c for c in ("split", "fold") if c in sp.columns]
+        dup = sp.duplicated(["sample_id", *keep], keep="first")
+        if dup.any():  # the same assignment twice would count a sample twice; one in two splits stays (leakage)
+            report.warning("duplicate-id", f"{int(dup.sum())} split-file rows repeat an earlier row's sample and "
+                           f"assignment (e.g. {sp.loc[dup, 'sample_id'].iloc[0]!r}): counted once", file=splits,
+                           column="sample_id")
+            sp = sp[~dup]
+        unassigned = ~manifest["sample_id"].astype(str).isin(set(sp["sample_id"]))
+        report.counts["samples_without_split"] = int(unassigned.sum())
+        if unassigned.any():  # kept (a left merge: every row is still checked), but no split/fold for them
+            report.warning("not-in-splits", f"{int(unassigned.sum())} of {len(manifest)} samples have no row in the split "
+                           f"file (e.g. {manifest.loc[unassigned, 'sample_id'].astype(str).iloc[0]!r}): their files and "
+                           "labels are checked, their split is not", file=splits)
         manifest = manifest.drop(columns=[c for c in keep if c in manifest.columns]).merge(
-            sp[["sample_id", *keep]], on="sample_id", how="inner")
+            sp[["sample_id", *keep]], on="sample_id", how="left")
     validate_manifest(manifest, card, read_files=read_files, hash_files=hash_files, report=report, progress=progress)
     return report

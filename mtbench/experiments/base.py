@@ -219,6 +219,22 @@ class Experiment:
         """Each sample's split or fold (what ``splits.csv`` holds)."""
         return self.splits(self.prepared(cfg))
 
+    def data_sources(self, cfg: Mapping[str, Any], prepared: Any = None) -> list[dict[str, Any]]:
+        """What data the run uses: synthetic or which real set, its root, counts found / missing /
+        excluded (``data_sources.json``; see :mod:`mtbench.run_checks`)."""
+        from mtbench.run_checks import data_sources
+
+        prepared = prepared if prepared is not None else self.prepared(cfg)
+        return data_sources(prepared, self.manifest(prepared), cfg)
+
+    def _checked(self, cfg: Mapping[str, Any], unit: Mapping[str, Any], r: "UnitResult") -> "UnitResult":
+        """Refuse a unit whose test fold held one class (unless ``allow_single_class``)."""
+        from mtbench.run_checks import refuse_single_class_unit, unit_flags
+
+        label = unit_label(unit)
+        refuse_single_class_unit(cfg, label, unit_flags(label, r.predictions, None))
+        return r
+
     # ------------------------------------------------------------------ one unit (CLI, clusters)
     def run_unit(self, cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Path, progress: bool = True,
                  prepared: Any = None) -> UnitResult:
@@ -235,7 +251,8 @@ class Experiment:
             by_key = {unit_key(u): u for u in self.units(cfg)}
             upstream = [self.load_upstream(cfg, by_key[k], run_dir / "units" / k) for k in unit["after"]]
         prepared = prepared if prepared is not None else self.prepared(cfg)
-        r = self.train_unit(cfg, unit, prepared, checkpoint_dir=unit_dir, progress=progress, upstream=upstream)
+        r = self._checked(cfg, unit, self.train_unit(cfg, unit, prepared, checkpoint_dir=unit_dir, progress=progress,
+                                                     upstream=upstream))
         from mtbench.train.distributed import is_main_process
 
         if is_main_process():
@@ -254,14 +271,15 @@ class Experiment:
         t0 = time.perf_counter()
         prepared = self.prepare(cfg)
         timings = {"data_s": time.perf_counter() - t0}
-        start_run(folder, cfg, self.manifest(prepared), self.splits(prepared))
+        start_run(folder, cfg, self.manifest(prepared), self.splits(prepared), self.data_sources(cfg, prepared))
         models: dict[str, Any] = {}
         units = self.units(cfg)
         for unit in units:
             key, label, t1 = unit_key(unit), unit_label(unit), time.perf_counter()
             udir = folder / "units" / key
             upstream = [models[d] for d in unit.get("after", [])] or None
-            r = self.train_unit(cfg, unit, prepared, checkpoint_dir=None, progress=progress, upstream=upstream)
+            r = self._checked(cfg, unit, self.train_unit(cfg, unit, prepared, checkpoint_dir=None, progress=progress,
+                                                         upstream=upstream))
             r.save(udir)
             timings[f"{label}_s"] = time.perf_counter() - t1
             mark_done(udir, key, timings[f"{label}_s"])
@@ -271,6 +289,8 @@ class Experiment:
         result.timings, result.prepared = timings, prepared
         result.models = {unit_label(u): models[unit_key(u)] for u in units}
         self.aggregate(result, folder)
+        for line in self._after_aggregate(cfg, folder):
+            print(line)
         return result
 
     # ------------------------------------------------------------------ reading a run folder
@@ -288,7 +308,33 @@ class Experiment:
     def report(self, run_dir: str | Path) -> str:
         """Aggregate the finished units of a run folder into its tables and figures; the summary as text."""
         run_dir = Path(run_dir)
-        return self.aggregate(self.load(run_dir), run_dir)
+        result = self.load(run_dir)
+        text = self.aggregate(result, run_dir) or ""
+        from mtbench.runs import load_run_config
+
+        lines = self._after_aggregate(load_run_config(run_dir), run_dir)
+        return text + ("\n\n" + "\n".join(lines) if lines else "")
+
+    def _after_aggregate(self, cfg: Mapping[str, Any], run_dir: Path) -> list[str]:
+        """What every run folder gets besides the paper's tables, read from its unit folders (the
+        same for every experiment, whatever its result class): ``degenerate_flags.csv`` (one warning
+        line per flag) and the figures of :func:`mtbench.plots.run_figures`."""
+        from mtbench.plots import run_figures
+        from mtbench.run_checks import unit_flags, write_flags
+        from mtbench.runs import finished_units
+
+        flags, predictions, histories, metrics = [], {}, {}, []
+        for unit, udir in finished_units(run_dir, self.units(cfg)):
+            label, r = unit_label(unit), UnitResult.load(udir)
+            flags += unit_flags(label, r.predictions, r.metrics)
+            predictions[label], histories[label] = r.predictions, r.history
+            metrics.append(r.metrics.assign(unit=label))
+        lines = write_flags(run_dir, flags)
+        if metrics:
+            figures = run_figures(pd.concat(metrics, ignore_index=True), histories, predictions, run_dir)
+            if figures:
+                lines.append(f"Figures: {', '.join(p.name for p in figures)}")
+        return lines
 
 
 def seed_metric_table(results: pd.DataFrame, index: Sequence[str], order: Sequence[str], wanted: Sequence[tuple[str, str]]) -> pd.DataFrame:

@@ -1,0 +1,124 @@
+"""What a run says about itself: the data it used (``data_sources.json``) and its degenerate results
+(``degenerate_flags.csv``). :class:`mtbench.experiments.base.Experiment` and :mod:`mtbench.runs`
+call these for every experiment, so no run trains on data it does not name, and no one-class
+fold or NaN metric reaches a table without a printed warning.
+
+Data sources, the optional protocol: an experiment's prepared data may carry ``sources`` (an
+attribute or, for a dict, a key): a list of dicts, one per data set, with
+
+``name``      the table it feeds (e.g. ``"prognosis"``);
+``kind``      ``"synthetic"`` or ``"real"``;
+``source``    which generator or real collection (``"cohen_covid"``, ``"phantom"`` ...);
+``root``      the folder read (``None`` for synthetic data);
+``rows``      samples used; ``files_found`` / ``files_missing``: image files on disk / absent;
+``excluded``  ``{reason: count}`` of rows the loader left out.
+
+Without it, :func:`manifest_sources` derives the same from the manifest: its rows, its path column
+(files found/missing) and the loader's report in ``manifest.attrs["report"]`` (what a loader such as
+:func:`mtbench.data.sources.cohen_covid.load_manifest` counts as missing or skipped).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+SYNTHETIC = ("synthetic", "phantom", "known_answer", "world")
+# loader-report keys that count rows left out, and the reason they are reported under
+EXCLUSION_KEYS = {"missing_files": "image file missing", "not_xray": "not an X-ray", "not_frontal": "not a frontal view",
+                  "duplicate_rows_dropped": "duplicated file name", "dropped_rows": "dropped by the loader",
+                  "unreadable_files": "unreadable image", "not_in_split_files": "in no fold of the split files"}
+
+
+def _tables(manifest) -> dict[str, pd.DataFrame]:
+    if isinstance(manifest, pd.DataFrame):
+        return {"data": manifest}
+    return {str(k): v for k, v in dict(manifest or {}).items() if isinstance(v, pd.DataFrame)}
+
+
+def manifest_sources(manifest, cfg: Mapping[str, Any] | None = None, path_column: str = "path") -> list[dict[str, Any]]:
+    """The generic data-source records of a manifest (one per table), see the module docstring."""
+    declared = ((cfg or {}).get("data") or {}).get("source") if isinstance((cfg or {}).get("data"), Mapping) else None
+    out = []
+    for name, df in _tables(manifest).items():
+        report = df.attrs.get("report") if isinstance(df.attrs.get("report"), Mapping) else {}
+        has_files = path_column in df.columns
+        kind = "synthetic" if (str(declared or "").startswith(SYNTHETIC) or (declared is None and not has_files)) else "real"
+        rec: dict[str, Any] = {"name": name, "kind": kind, "source": declared or report.get("source") or
+                               (str(df["dataset"].iloc[0]) if "dataset" in df.columns and len(df) else None),
+                               "root": report.get("root"), "rows": int(len(df))}
+        if has_files:
+            exists = df[path_column].dropna().astype(str).map(lambda p: Path(p).is_file())
+            rec["files_found"] = int(exists.sum())
+            rec["files_missing"] = int((~exists).sum())
+        excluded = {why: int(report[k]) for k, why in EXCLUSION_KEYS.items()
+                    if isinstance(report.get(k), (int, float)) and report[k]}
+        if excluded.get("image file missing"):  # rows the loader dropped because their file is absent
+            rec["files_missing"] = rec.get("files_missing", 0) + excluded["image file missing"]
+        rec["excluded"] = excluded
+        out.append(rec)
+    return out
+
+
+def data_sources(prepared: Any, manifest, cfg: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """``prepared.sources`` (or ``prepared["sources"]``) if the experiment declares them, else
+    :func:`manifest_sources`."""
+    declared = getattr(prepared, "sources", None)
+    if declared is None and isinstance(prepared, Mapping):
+        declared = prepared.get("sources")
+    if callable(declared):
+        declared = declared()
+    if declared:
+        return [dict(s) for s in declared]
+    return manifest_sources(manifest, cfg)
+
+
+def source_lines(sources: list[Mapping[str, Any]]) -> list[str]:
+    """One line per data source, as runs print them; a line with missing files starts with WARNING."""
+    lines = []
+    for s in sources:
+        where = f" at {s['root']}" if s.get("root") else ""
+        files = ""
+        if "files_found" in s:
+            files = f", files found {s['files_found']}, missing {s.get('files_missing', 0)}"
+        excl = s.get("excluded") or {}
+        excl_text = f"; the loader left out (whole collection): {', '.join(f'{n} ({why})' for why, n in excl.items())}" if excl else ""
+        warn = "WARNING " if s.get("files_missing") else ""
+        lines.append(f"{warn}data {s.get('name')}: {s.get('kind')} ({s.get('source')}){where}: "
+                     f"{s.get('rows')} rows{files}{excl_text}")
+    return lines
+
+
+# ------------------------------------------------------------------------------ degenerate results
+def unit_flags(unit_label: str, predictions: pd.DataFrame | None, metrics: pd.DataFrame | None):
+    """Degenerate-result flags (:mod:`mtbench.guards`) of one finished unit."""
+    from mtbench import guards
+
+    flags = []
+    if predictions is not None and len(predictions):
+        flags += guards.check_predictions(predictions, model=unit_label)
+    if metrics is not None and {"task", "metric", "value"} <= set(metrics.columns):
+        flags += guards.check_metrics(metrics, model=unit_label)
+    return flags
+
+
+def refuse_single_class_unit(cfg: Mapping[str, Any], unit_label: str, flags) -> None:
+    """Refuse a unit whose test fold holds one class of a classification task, unless the
+    configuration says ``allow_single_class: true`` (then the flags stay, as warnings)."""
+    from mtbench.guards import DegenerateResultError
+
+    single = [f for f in flags if f.what == "single_class_fold"]
+    if single and not cfg.get("allow_single_class", False):
+        raise DegenerateResultError(single, f"Unit {unit_label}: a test fold needs both classes to measure a classifier. "
+                                    "Fix the split (fewer folds, stratify) or accept it with --set allow_single_class=true "
+                                    "(a top-level config key).")
+
+
+def write_flags(run_dir: Path, flags) -> list[str]:
+    """``degenerate_flags.csv`` (header only when clean) and one printed-style line per flag."""
+    from mtbench.guards import flags_frame
+
+    flags_frame(flags).to_csv(Path(run_dir) / "degenerate_flags.csv", index=False)
+    return [f"WARNING degenerate result: {f}" for f in flags]
