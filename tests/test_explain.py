@@ -318,3 +318,30 @@ def test_randomised_control_is_a_real_map_and_can_win():
     assert not sal["randomized"].zero_maps.any() and not sal["trained"].zero_maps.any()
     les = scores[scores["has_lesion"]]
     assert len(les) and scores["zero_map"].sum() == 0 and les["mass_inside"].notna().all()
+
+
+def _scores(trained, randomized, share=0.1):
+    """measured_check-shaped scores from per-image fractions inside (NaN = an all-zero map)."""
+    import pandas as pd
+
+    rows = [{"model": m, "method": "gradcam", "sample": i, "mass_inside": v, "hit": 0.0, "mask_fraction": share,
+             "has_lesion": True, "zero_map": bool(np.isnan(v))}
+            for m, vals in (("trained", trained), ("randomized", randomized)) for i, v in enumerate(vals)]
+    return pd.DataFrame(rows)
+
+
+def test_localization_verdict_can_pass_and_fail():
+    from mtbench.explain import localization_verdict
+
+    ok = localization_verdict(_scores([0.5, 0.4, 0.45, 0.35], [0.1, 0.12, 0.08, 0.11]))
+    assert ok["beats_randomized"] and ok["localises"] and ok["ratio_trained"] == pytest.approx(4.25)
+    assert ok["low"] > 0 and "beats the randomised" in ok["text"] and "NOT" not in ok["text"]
+    # the randomised control wins: the comparison fails, and says so
+    lose = localization_verdict(_scores([0.1, 0.12, 0.08, 0.11], [0.5, 0.4, 0.45, 0.35]))
+    assert not lose["beats_randomized"] and not lose["localises"] and "does NOT beat" in lose["text"]
+    # an all-zero control is an empty comparison, never a win
+    empty = localization_verdict(_scores([0.5, 0.4, 0.45, 0.35], [np.nan, 0.1, 0.1, 0.1]))
+    assert empty["zero_randomized"] == 1 and not empty["beats_randomized"] and "all-zero" in empty["text"]
+    # below the ratio target: localises is False even when the comparison is won
+    weak = localization_verdict(_scores([0.2, 0.25, 0.22, 0.21], [0.1, 0.12, 0.08, 0.11]), min_ratio=3.0)
+    assert weak["beats_randomized"] and not weak["localises"] and "NOT met" in weak["text"]

@@ -320,3 +320,43 @@ def measured_check(
         df.insert(1, "method", method)
         parts.append(df)
     return pd.concat(parts, ignore_index=True), sal
+
+
+def localization_verdict(scores: pd.DataFrame, min_ratio: float = 3.0, ci: float = 0.95, what: str = "saliency") -> dict[str, Any]:
+    """Numbers and sentences for "the trained model's maps find the lesion, and beat the randomised model's".
+
+    ``scores``: :func:`measured_check` output (both models, one method and head). Per lesion image,
+    the fraction of map mass inside the lesion is divided by the lesion's share of the image
+    (chance = 1); ``ratio_trained`` / ``ratio_randomized`` are the mean fraction inside over the
+    mean share (the summary's ``mass_inside / chance``). The comparison is paired by image: the
+    mean difference in multiples of chance with a ``ci`` paired-t interval. ``beats_randomized``
+    is True only when that interval lies above 0 *and* neither model has an all-zero map (an
+    empty control cannot be beaten); ``localises`` when ``ratio_trained >= min_ratio``.
+    """
+    from mtbench.verdict import difference_verdict, threshold_verdict
+
+    les = scores[scores["has_lesion"]]
+    by = {m: les[les["model"] == m].set_index("sample") for m in ("trained", "randomized")}
+    if any(len(v) == 0 for v in by.values()):
+        raise ValueError("scores need lesion rows for both 'trained' and 'randomized' (measured_check output).")
+    t, r = by["trained"], by["randomized"].reindex(by["trained"].index)
+    ratio = {m: float(v["mass_inside"].mean() / v["mask_fraction"].mean()) for m, v in by.items()}
+    zero = {m: int(v["zero_map"].sum()) for m, v in by.items()}
+    d = ((t["mass_inside"] - r["mass_inside"]) / t["mask_fraction"]).dropna().to_numpy()
+    if len(d) >= 2 and np.ptp(d) > 0:
+        lo, hi = stats.ttest_1samp(d, 0.0).confidence_interval(ci)
+    else:
+        lo = hi = np.nan
+    diff = float(d.mean()) if len(d) else np.nan
+    beats = bool(np.isfinite(lo) and lo > 0 and zero["trained"] == 0 and zero["randomized"] == 0)
+    text = [
+        threshold_verdict(ratio["trained"], min_ratio, f"{what}: trained model's mass inside the lesion, x chance", digits=2),
+        f"randomised model: {ratio['randomized']:.2f}x chance; all-zero maps: trained {zero['trained']}, randomised {zero['randomized']} of {len(t)}.",
+        difference_verdict(diff, lo, hi, "trained minus randomised, x chance per image (paired)", digits=2),
+        ("The trained model beats the randomised model." if beats else
+         "The trained model does NOT beat the randomised model" + (" (an all-zero map makes the comparison empty)." if any(zero.values()) else ".")),
+    ]
+    return {"n": int(len(t)), "ratio_trained": ratio["trained"], "ratio_randomized": ratio["randomized"],
+            "zero_trained": zero["trained"], "zero_randomized": zero["randomized"], "difference": diff,
+            "low": float(lo), "high": float(hi), "beats_randomized": beats,
+            "localises": bool(ratio["trained"] >= min_ratio), "text": "\n".join(text)}

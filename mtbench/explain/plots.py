@@ -135,11 +135,11 @@ def plot_volume_planes(
         for k in range(3):
             _overlay(axes[r, k], _planes(vol, c)[k], _planes(m, c)[k], alpha, cmap, None if mask is None else _planes(mask, c)[k])
             orientation_letters(axes[r, k], PLANES[k])
+        axes[r, 0].set_ylabel(f"{head}\n({s.method})", fontsize=8)
+        axes[r, 1].set_title(f"{s.targets[sample]} at (z, y, x) = {c}", fontsize=7)
     for k, name in enumerate(PLANES):  # imshow's aspect: row spacing / column spacing, in mm
         for ax in axes[:, k]:
             ax.set_aspect(plane_aspect(name, spacing))
-        axes[r, 0].set_ylabel(f"{head}\n({s.method})", fontsize=8)
-        axes[r, 1].set_title(f"{s.targets[sample]} at (z, y, x) = {c}", fontsize=7)
     fig.suptitle(PER_IMAGE_NOTE, fontsize=8)
     fig.tight_layout()
     return fig
@@ -154,14 +154,21 @@ def plot_slice_montage(
     mask: np.ndarray | None = None,
     alpha: float = 0.45,
     cmap: str = "jet",
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
 ):
-    """Evenly spaced slices along ``axis`` (0 = axial) of one volume, one row per head."""
+    """Evenly spaced slices along ``axis`` (0 = axial, 1 = coronal, 2 = sagittal) of one volume, one row per head.
+
+    Slices are displayed like :func:`plot_volume_planes` (canonical orientation, orientation letters,
+    aspect from the voxel ``spacing`` ``(dz, dy, dx)``).
+    """
+    from mtbench.plots_ct import PLANES, orientation_letters, plane, plane_aspect
+
     sal = {saliency.task: saliency} if isinstance(saliency, Saliency) else dict(saliency)
     vol = np.asarray(volume)
     vol = _gray(vol[sample, 0] if vol.ndim == 5 else vol)
     depth = vol.shape[axis]
     sl = np.unique(np.linspace(0, depth - 1, n_slices + 2).round().astype(int)[1:-1])
-    take = lambda a, i: np.take(a, i, axis=axis)  # noqa: E731
+    take = lambda a, i: plane(a, PLANES[axis], i)  # noqa: E731
     fig, axes = plt.subplots(1 + len(sal), len(sl), figsize=(1.6 * len(sl) + 0.6, 1.75 * (1 + len(sal))), squeeze=False)
     for j, i in enumerate(sl):
         axes[0, j].imshow(take(vol, i), cmap="gray", vmin=0, vmax=1)
@@ -174,6 +181,9 @@ def plot_slice_montage(
             _overlay(axes[r, j], take(vol, i), take(s.maps[sample], i), alpha, cmap, None if mask is None else take(mask, i))
             if j == 0:
                 axes[r, j].set_ylabel(head, fontsize=8)
+        for ax in axes[:, j]:
+            orientation_letters(ax, PLANES[axis], fontsize=6)
+            ax.set_aspect(plane_aspect(PLANES[axis], spacing))
     axes[0, 0].set_ylabel("input", fontsize=8)
     fig.suptitle(PER_IMAGE_NOTE, fontsize=8)
     fig.tight_layout()
@@ -234,17 +244,17 @@ def plot_localization(scores: pd.DataFrame, by: str = "model", hue: str | None =
     groups = list(les.groupby(keys, sort=False))
     summ = summarize_localization(scores, keys)
     labels = [" / ".join(map(str, k if isinstance(k, tuple) else (k,))) for k, _ in groups]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(3.0 + 1.1 * len(groups), 3.4))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(4.0 + 1.2 * len(groups), 3.6))
     a1.boxplot([g["mass_inside"].dropna() for _, g in groups], showmeans=True)
     a1.set_xticks(range(1, len(groups) + 1), labels, rotation=30, fontsize=7)
     a1.axhline(les["mask_fraction"].mean(), ls="--", color="gray", label="chance (mask share)")
-    a1.set_ylabel("fraction of saliency inside the lesion")
+    a1.set_ylabel("fraction of saliency inside the lesion", fontsize=8)
     a1.legend(fontsize=7)
     err = np.vstack([summ["hit_rate"] - summ["hit_ci_low"], summ["hit_ci_high"] - summ["hit_rate"]])
     a2.bar(range(len(summ)), summ["hit_rate"], yerr=np.clip(err, 0, None), capsize=3, color=[f"C{k}" for k in range(len(summ))])
     a2.axhline(les["mask_fraction"].mean(), ls="--", color="gray")
     a2.set_xticks(range(len(summ)), labels, rotation=30, fontsize=7)
     a2.set_ylim(0, 1)
-    a2.set_ylabel("pointing-game hit rate (95% Wilson CI)")
+    a2.set_ylabel("pointing-game hit rate\n(95% Wilson CI)", fontsize=8)
     fig.tight_layout()
     return fig
