@@ -71,7 +71,9 @@ def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
     smoke, full = exp.default_config("smoke"), exp.default_config("full")
     assert smoke["train"]["monitor"] == "loss" and smoke["eval"]["threshold"] == "youden"
     assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_AGE} == SMOKE_PHANTOM_AGE
-    assert len(smoke["arms"]) == 7 and list(smoke["arms"]) == list(full["arms"])
+    assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
+    assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
+    assert exp.paper_arms() == full["arms"]
 
 
 def test_tiny_end_to_end_run(tmp_path):
