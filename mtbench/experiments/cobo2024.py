@@ -145,7 +145,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "train": {
             "epochs": by_profile(20, 100, p),
             "batch_size": by_profile(16, 4, p),
-            "lr": by_profile(3e-3, 1e-4, p),
+            "lr": by_profile(1e-3, 1e-4, p),
             "weight_decay": 1e-2,
             "optimizer": "adamw",
             # balanced accuracy over ~15 validation patients rarely improves after epoch 1 (issue 13):
