@@ -196,8 +196,9 @@ def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: i
         rest = table[folds != k]
         split[rest.index] = "train"
         if val_fraction > 0:
-            vfolds = assign_folds(rest, max(2, round(1 / val_fraction)), group_column="patient_id",
-                                  stratify_column="prognosis", seed=seed + 1 + k)
+            # a class must have a patient in every validation fold (small smoke tables: fewer folds)
+            n_val = max(2, min(round(1 / val_fraction), int(rest["prognosis"].value_counts().min())))
+            vfolds = assign_folds(rest, n_val, group_column="patient_id", stratify_column="prognosis", seed=seed + 1 + k)
             split[vfolds.index[vfolds == 0]] = "val"
         check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
         for name in ("train", "val", "test"):
