@@ -53,9 +53,33 @@ def test_splits_stratified_grouped_with_validation():
         assert abs(part.loc[part.split == "test", "prognosis"].mean() - table["prognosis"].mean()) < 0.1
 
 
+def test_validation_split_is_patient_grouped():
+    """Issue 14 item 7: several rows of one patient never straddle train and validation."""
+    table = make_head_ct_phantom(n_patients=60, shape=(16, 32, 32), seed=0).table
+    table = pd.concat([table, table.assign(sample_id=table["sample_id"] + "_b")], ignore_index=True)  # 2 scans each
+    s = exp.make_splits(table, n_splits=3, val_fraction=0.2, seed=0)
+    for k, part in s.groupby("fold"):
+        by_split = {name: set(g["patient_id"]) for name, g in part.groupby("split")}
+        assert by_split["val"] and by_split["train"].isdisjoint(by_split["val"])
+        assert by_split["test"].isdisjoint(by_split["train"] | by_split["val"])
+        assert set(part["patient_id"]) == set(table["patient_id"])
+
+
+def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
+    from mtbench.data.worlds import SMOKE_PHANTOM_AGE
+
+    smoke, full = exp.default_config("smoke"), exp.default_config("full")
+    assert smoke["train"]["monitor"] == "loss" and smoke["eval"]["threshold"] == "youden"
+    assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_AGE} == SMOKE_PHANTOM_AGE
+    assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
+    assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
+    assert exp.paper_arms() == full["arms"]
+
+
 def test_tiny_end_to_end_run(tmp_path):
     cfg = exp.default_config("smoke")
-    cfg["data"]["phantom"] = {"n_patients": 24, "shape": [16, 32, 32], "seed": 0}
+    cfg["data"]["phantom"].update(n_patients=24, shape=[16, 32, 32])
+    cfg["cv"]["val_fraction"] = 0.25
     cfg["arms"] = {k: cfg["arms"][k] for k in ("baseline", "mt_ord_gcs_bin_age")}
     cfg["train"]["epochs"] = 1
     cfg["bootstrap"]["n_boot"] = 20
@@ -64,6 +88,9 @@ def test_tiny_end_to_end_run(tmp_path):
     assert list(tab.index) == ["baseline", "mt_ord_gcs_bin_age"] and "npv" in tab.columns
     assert set(res.results["task"]) == {"prognosis", "gcs_ord", "age_80"}
     assert len(res.predictions["baseline"]) == 24 and set(res.predictions["baseline"]["fold"]) == {0, 1}
+    # decisions at the threshold chosen on each fold's validation split, stored with the predictions
+    thr = res.predictions["baseline"].groupby("fold")["prognosis.threshold"].nunique()
+    assert (thr == 1).all() and res.predictions["baseline"]["prognosis.threshold"].between(0, 1).all()
     splits = pd.read_csv(tmp_path / "splits.csv")
     assert set(splits.columns) >= {"fold", "sample_id", "split"} and set(splits["split"]) == {"train", "val", "test"}
     # the same run folder as `mtbench run` writes: one folder per unit

@@ -153,3 +153,12 @@ SMOKE_PHANTOM = {
     "growth_heterogeneity": 8.0,
     "growth_log_volume": 1.0,
 }
+
+#: The :data:`SMOKE_PHANTOM` world with brain atrophy strong enough to see at the smoke
+#: resolution (``atrophy_per_decade`` 0.5 instead of 0.15: ventricles +50 % per decade over 60,
+#: the CSF rim +1 mm per decade). At 16x32x32 (7 mm in-plane voxels) the default atrophy is below
+#: a voxel and age >= 80 was not learned (test AUC 0.58); with this setting the ventricles' size
+#: shows through partial volume. Only the image changes (the labels and ceilings are those of
+#: ``SMOKE_PHANTOM``: age >= 80 is a deterministic function of the atrophy either way). Used by
+#: the smoke profile of :mod:`mtbench.experiments.cobo2024`, whose auxiliary task is age >= 80.
+SMOKE_PHANTOM_AGE = {**SMOKE_PHANTOM, "atrophy_per_decade": 0.5}
