@@ -10,6 +10,12 @@ Arms (same backbone, data, seed and budget):
 ``multi_task``   prognosis + severity heads, trained on all images; each image trains the heads
                  it has labels for (masked loss).
 
+Fair baseline (issue 13): the two arms see different numbers of training images, so by default
+(``train.single_task_steps = "matched"``) the single-task model draws its labelled images with
+replacement until it has taken as many optimizer steps per epoch as the multi-task model
+(``"epochs"``: one pass over its own images). Binary decisions use the threshold chosen on the
+validation split (``eval.threshold``, Youden's J; ``"fixed"`` is the 0.5 of most papers).
+
 Everything is in :func:`default_config`; :func:`run` executes it and writes a run folder
 (:mod:`mtbench.experiments.base`).
 """
@@ -20,6 +26,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
+import torch
+from torch.utils.data import RandomSampler
 
 from mtbench.data import MultiTaskDataset, make_synthetic_cxr, subsample_labels, train_val_test_split
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, cell_text
@@ -27,7 +35,9 @@ from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
-from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+from mtbench.thresholds import predict_thresholded
+from mtbench.train import TrainConfig, fit, make_loader, seed_everything
+from mtbench.train.device import torch_threads
 
 NAME = "quickstart"
 DESCRIPTION = "single-task vs multi-task (prognosis + severity) on synthetic chest X-rays with scarce prognosis labels"
@@ -41,7 +51,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "profile": p,
         "data": {
             "n_patients": by_profile(700, 3000, p),
-            "size": by_profile(96, 128, p),
+            "size": by_profile(64, 128, p),
             "test_fraction": by_profile(0.3, 0.3, p),
             "val_fraction": 0.15,
             # Label scarcity: how many training images keep their prognosis label.
@@ -57,12 +67,18 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "weight_decay": 1e-4,
             "monitor": "prognosis.auc",
             "patience": by_profile(6, 15, p),
+            # "matched": the single-task arm takes as many steps per epoch as the multi-task arm.
+            "single_task_steps": "matched",
         },
+        # Threshold of the binary decisions, chosen on validation ("fixed" = the papers' 0.5).
+        "eval": {"threshold": "youden"},
+        # CPU threads for torch (None: torch's default); one is the most CPU-efficient on 2 cores.
+        "torch_threads": by_profile(1, None, p),
         "arms": {
             "single_task": ["prognosis"],
             "multi_task": ["prognosis", "severity"],
         },
-        "seeds": by_profile([0, 1], [0, 1, 2, 3, 4], p),
+        "seeds": by_profile([0, 1, 2], [0, 1, 2, 3, 4], p),
         "bootstrap": {"n_boot": by_profile(500, 2000, p), "ci": 0.95},
     }
 
@@ -129,7 +145,11 @@ def train_unit(
     tcfg = dict(cfg["train"])
     batch_size = tcfg.pop("batch_size")
     num_workers = tcfg.pop("num_workers", 0)
+    steps = tcfg.pop("single_task_steps", "epochs")
+    if steps not in ("matched", "epochs"):
+        raise ValueError(f"train.single_task_steps must be 'matched' or 'epochs', got {steps!r}.")
     train_rows = table["split"] == "train"
+    n_all_train = int(train_rows.sum())
     if task_names == ["prognosis"]:
         # A single-task model only sees the images that carry its label.
         train_rows &= table["prognosis"].notna()
@@ -137,21 +157,29 @@ def train_unit(
     for s in ("train", "val", "test"):
         part = table[(table["split"] == s) & (train_rows if s == "train" else True)]
         ds = MultiTaskDataset(part, tasks, data.images[part.index.to_numpy()])
-        loaders[s] = make_loader(ds, batch_size=batch_size, shuffle=(s == "train"), seed=seed, num_workers=num_workers)
-    seed_everything(seed)
-    model = create_model(
-        cfg["model"]["backbone"], tasks, in_chans=1,
-        head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
-        backbone_kwargs=cfg["model"].get("backbone_kwargs"),
-    )
-    loss_cfg = dict(cfg["loss"])
-    if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
-        loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
-    loss = MultiTaskLoss(tasks, **loss_cfg)
-    train_cfg = TrainConfig(**tcfg, seed=seed, progress=progress,
-                            checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None)
-    res = fit(model, loaders["train"], loaders["val"], tasks, loss, train_cfg)
-    preds = predict(res.model, loaders["test"], tasks)
+        sampler = None
+        if s == "train" and steps == "matched" and len(part) < n_all_train:
+            # Same optimisation budget: as many draws (with replacement) per epoch as the arm with every image.
+            sampler = RandomSampler(ds, replacement=True, num_samples=n_all_train, generator=torch.Generator().manual_seed(seed))
+        loaders[s] = make_loader(ds, batch_size=batch_size, shuffle=(s == "train"), seed=seed,
+                                 num_workers=num_workers, sampler=sampler)
+    with torch_threads(cfg.get("torch_threads")):
+        seed_everything(seed)
+        model = create_model(
+            cfg["model"]["backbone"], tasks, in_chans=1,
+            head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
+            backbone_kwargs=cfg["model"].get("backbone_kwargs"),
+        )
+        loss_cfg = dict(cfg["loss"])
+        if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
+            loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
+        loss = MultiTaskLoss(tasks, **loss_cfg)
+        train_cfg = TrainConfig(**tcfg, seed=seed, progress=progress,
+                                checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None)
+        res = fit(model, loaders["train"], loaders["val"], tasks, loss, train_cfg)
+        # Decisions at the threshold chosen on validation (stored in prognosis.threshold).
+        preds = predict_thresholded(res.model, loaders["val"], loaders["test"], tasks,
+                                    method=cfg.get("eval", {}).get("threshold", "youden"))
     preds.insert(1, "model", arm)
     preds.insert(2, "seed", seed)
     boot = bootstrap_metrics(preds, tasks, n_boot=cfg["bootstrap"]["n_boot"], ci=cfg["bootstrap"]["ci"], seed=seed)

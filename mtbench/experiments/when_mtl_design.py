@@ -57,9 +57,13 @@ def list_generators() -> list[str]:
 @register_generator("synthetic_cxr")
 def _synthetic_cxr(d: Mapping[str, Any]) -> BenchmarkData:
     """2D synthetic chest X-rays: related = Brixia-style severity, unrelated = heart size."""
-    data = make_synthetic_cxr(
-        n_patients=d["n_patients"], size=d["size"], seed=d["seed"], heart_size_sd=d.get("heart_size_sd", 0.2)
-    )
+    from dataclasses import fields
+
+    from mtbench.data.synthetic import SyntheticCXRConfig
+
+    # Every key of the data config that is a generator option goes to the generator (e.g. image_noise).
+    options = {f.name: d[f.name] for f in fields(SyntheticCXRConfig) if f.name in d}
+    data = make_synthetic_cxr(**{"heart_size_sd": 0.2, **options})
     table = data.table.copy()
     table["heart_size"] = np.log(table["heart_size"])  # symmetric around 0
     main = Task("prognosis", "binary", class_names=("mild", "severe"), description="severe outcome (synthetic)")
