@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table
+from mtbench.data.worlds import SMOKE_PHANTOM
 from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -75,7 +76,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "reinterpretation": True,
         "data": {
             "source": by_profile("phantom", "ich_ct", p),
-            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "seed": 0},
+            # smoke: the known-answer preset (prognosis ceiling 0.89 from the image; docs/worlds.md)
+            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM},
             "root": None,
             "clinical": None,
             # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
