@@ -87,7 +87,10 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "reinterpretation": True,
         "data": {
             "source": by_profile("phantom", "ich_ct", p),
-            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "growth_prevalence": 0.15, "seed": 0},
+            # smoke world: growth leans on the clot's volume (visible, and what the masks teach) and texture; best
+            # achievable AUC 0.91 at 15% prevalence (phantom_known_answer); the default phantom's is 0.74
+            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "growth_prevalence": 0.15, "seed": 0,
+                        "growth_heterogeneity": 4.0, "growth_log_volume": 2.5},
             "root": None,
             "clinical": None,
             "growth_column": "growth",  # full profile: a 0/1 column of your clinical table
@@ -99,7 +102,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},
         "model": {
             "backbone": by_profile("convnet", "densenet121_native", p),
-            "backbone_kwargs": by_profile({"channels": [8, 16, 32, 64]}, {}, p),
+            "backbone_kwargs": by_profile({"channels": [8, 16, 32]}, {}, p),
             "head_hidden": [],
             "head_dropout": 0.0,
             # first_level=1: decode down to half resolution (CPU speed); 0 for full resolution.
@@ -114,9 +117,9 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "imbalance": {"sampler": "balanced", "loss": "bce", "pos_weight": None, "focal": {"gamma": 2.0, "alpha": 0.25}},
         "threshold": 0.5,
         "train": {
-            "epochs": by_profile(12, 100, p),
+            "epochs": by_profile(10, 100, p),
             "batch_size": by_profile(8, 4, p),
-            "lr": by_profile(2e-3, 1e-4, p),
+            "lr": by_profile(3e-3, 1e-4, p),
             "weight_decay": 1e-4,
             "monitor": "loss.growth",
             "patience": by_profile(None, 15, p),
