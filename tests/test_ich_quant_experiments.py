@@ -108,3 +108,28 @@ def test_hirano_unit_writes_masks_and_report(tmp_path):
     seg = r.segmentation()
     assert set(seg["metric"]) >= {"dice", "volume_mae_ml"} and set(seg["arm"]) == {"joint_segmentation"}
     assert (r.seed_summary()["seeds"] == 1).all()
+    # test decisions use the threshold chosen on validation, stored with the predictions
+    p = r.predictions["joint_segmentation/seed0"]
+    thr = p["growth.threshold"].iloc[0]
+    assert cfg["eval"]["threshold"] == "youden"
+    np.testing.assert_array_equal(p["growth.pred"], (p["growth.prob"] >= thr).astype(int))
+
+
+def test_fixed_threshold_switch_keeps_the_papers_half():
+    cfg = _tiny(gong2023.default_config("smoke"), arms={"single_prognosis": {"tasks": ["prognosis"]}})
+    cfg["eval"]["threshold"] = "fixed"
+    p = gong2023.run(cfg, progress=False).predictions["single_prognosis/seed0"]
+    assert (p["prognosis.threshold"] == 0.5).all()
+    np.testing.assert_array_equal(p["prognosis.pred"], (p["prognosis.prob"] >= 0.5).astype(int))
+
+
+def test_smoke_worlds_are_learnable():
+    """The smoke worlds' ceilings (phantom_known_answer) leave room above the issue-13 targets."""
+    from mtbench.data.worlds import phantom_known_answer
+
+    g = gong2023.default_config("smoke")["data"]["phantom"]
+    h = hirano2021.default_config("smoke")["data"]["phantom"]
+    drop = ("n_patients", "shape")
+    assert phantom_known_answer(n_mc=3000, **{k: v for k, v in g.items() if k not in drop})["bayes_auc"]["prognosis"] > 0.85
+    ka = phantom_known_answer(n_mc=3000, **{k: v for k, v in h.items() if k not in drop})
+    assert ka["bayes_auc"]["growth"] > 0.85 and abs(ka["prevalence"]["growth"] - 0.15) < 0.03
