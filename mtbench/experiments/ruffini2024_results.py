@@ -16,6 +16,33 @@ from mtbench.models import MultiTaskModel
 PROGNOSIS_METRICS = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
 
 
+# ------------------------------------------------------------------------------ arm dependencies
+def arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
+    """The arms an arm's weights start from (``init.backbone_from``, ``init.beta_average``)."""
+    init = spec.get("init") or {}
+    return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
+
+
+def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Arms in an order where each comes after the arms it is initialised from."""
+    deps = {}
+    for name, spec in arms.items():
+        d = arm_dependencies(spec)
+        missing = [x for x in d if x not in arms]
+        if missing:
+            raise ValueError(f"Arm {name!r} is initialised from {missing}, which are not arms of this experiment ({list(arms)}).")
+        deps[name] = d
+    order, done = [], set()
+    while len(order) < len(deps):
+        ready = [a for a in deps if a not in done and all(x in done for x in deps[a])]
+        if not ready:
+            raise ValueError(f"Circular arm dependencies: { {a: deps[a] for a in deps if a not in done} }")
+        for a in ready:
+            order.append(a)
+            done.add(a)
+    return order
+
+
 @dataclass
 class ArmResult:
     model: MultiTaskModel
