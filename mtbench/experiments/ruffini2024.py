@@ -112,7 +112,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "profile": p,
         "data": {
             "source": by_profile("synthetic", "aiforcovid_brixia", p),
-            "synthetic": {"n_patients": 400, "seed": 0},
+            "synthetic": {"n_patients": 600, "seed": 0},  # 300 per data set: ~120 training images per fold
             "cohen_root": None,  # default <data_root>/cohen-covid-mini
             "aiforcovid_root": None,  # default <data_root>/aiforcovid
             "aiforcovid_split_dir": None,  # the paper's split files <dir>/<fold>/{train,val,test}.txt, if given
