@@ -50,7 +50,8 @@ from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dat
 from mtbench.data.sources.brixia import ZONE_COLUMNS
 from mtbench.experiments.base import Experiment, UnitResult
 from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of this experiment's interface)
-    ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, arm_dependencies, arm_order, compare_with_paper, pooled_result,
+    ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, arm_dependencies, arm_order, compare_with_paper, plot_arms,
+    plot_loss_curves, pooled_result,
 )
 from mtbench.metrics import compute_metrics
 from mtbench.models import MultiTaskModel, create_backbone, create_head
