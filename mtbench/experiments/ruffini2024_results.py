@@ -191,9 +191,11 @@ def pooled_result(cfg, arm_results: Mapping[tuple[str, str, str], ArmResult], da
 ARM_LABELS = {"stl_prognosis": "STL-prog", "stl_severity": "STL-sev", "ft": "FT", "mdmt": "MDMT"}
 
 
-def plot_arms(result: RuffiniResult, metrics=("auc", "gmean_weighted"), task: str = "prognosis", flags=None, ax=None):
+def plot_arms(result: RuffiniResult, metrics=("auc", "gmean_weighted"), task: str = "prognosis", flags=None, ax=None,
+              chance: float | None = 0.5):
     """Pooled test metric of every backbone x arm with its bootstrap CI; arms with a degenerate
-    flag (:meth:`RuffiniResult.degenerate_flags`) are drawn hollow and marked "!"."""
+    flag (:meth:`RuffiniResult.degenerate_flags`) are drawn hollow and marked "!"; ``chance``: a
+    dashed line (None: none, e.g. for QWK, whose chance level is 0)."""
     import matplotlib.pyplot as plt
 
     m = result.metrics
@@ -218,7 +220,8 @@ def plot_arms(result: RuffiniResult, metrics=("auc", "gmean_weighted"), task: st
     several = len({k[0] for k in keys}) > 1
     ax.set_xticks(range(len(keys)), [f"{bb}\n{ARM_LABELS.get(a, a)}" if several else ARM_LABELS.get(a, a) for bb, a in keys],
                   rotation=90 if several else 0, fontsize=8)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+    if chance is not None:
+        ax.axhline(chance, color="grey", lw=0.8, ls="--")
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"{task} (pooled test, 95% CI)")
     ax.legend(fontsize=8, loc="lower right")
