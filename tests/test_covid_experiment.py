@@ -12,6 +12,7 @@ def tiny_config(**changes):
     cfg["data"]["synthetic"]["n_patients"] = 48
     cfg["data"]["size"] = 32
     cfg["train"]["epochs"] = 1
+    cfg["train"]["steps"] = 2
     cfg["bootstrap"]["n_boot"] = 10
     for k, v in changes.items():
         sec, key = k.split("__")
@@ -42,6 +43,28 @@ def test_run_all_arms_tiny(mode, tmp_path):
     assert cmp.loc["mdmt", ("accuracy", "paper")] == 68.6
     assert np.isfinite(cmp.loc["mdmt", ("accuracy", "ours")])
     assert len(res.table()) == 3
+    # binary decisions use one threshold per fold, chosen on validation and stored with the predictions
+    prog_rows = preds[preds["dataset"] == "prognosis"]
+    if mode == "masked_mean":
+        assert prog_rows.groupby("fold")["prognosis.threshold"].nunique().eq(1).all()
+        assert (prog_rows["prognosis.pred"] == (prog_rows["prognosis.prob"] >= prog_rows["prognosis.threshold"])).all()
+        d = res.paired_auc("mdmt", "stl_prognosis")
+        assert d.ci_low <= d.difference <= d.ci_high
+    # every arm gets the same optimiser-step budget: 2 steps, whatever its number of training images
+    for (bb, arm, fold), h in res.histories.items():
+        steps = h["step"].to_numpy()  # steps done after each epoch
+        assert steps[-1] >= 2 and steps[-1] - steps[0] < 2, (arm, steps)
+
+
+def test_degenerate_arms_are_flagged_on_every_task(tmp_path):
+    res = R.run(tiny_config(), run_dir=tmp_path, progress=False)
+    key = ("convnet", "mdmt")
+    df = res.predictions[key].copy()
+    sev = df["severity.target"].notna()
+    df.loc[sev, "severity.pred"] = 0  # one class predicted for every severity image
+    res.predictions[key] = df
+    flags = res.degenerate_flags()
+    assert any(f.task == "severity" and f.model == "convnet/mdmt" and f.what == "one_class_predictions" for f in flags)
 
 
 def test_backbone_sweep_config():

@@ -163,6 +163,35 @@ def test_beta_average_state_dicts_and_mdmt_init():
         beta_average(avg, avg, 1.5)
 
 
+
+def test_mdmt_init_averages_backbones_and_keeps_fresh_heads_as_the_original():
+    """The original (load_backbone_average_weights, cosbidev/...@803a167) sets each parameter the two STL
+    models share to beta * tau1 + (1 - beta) * tau2; their heads differ, so MDMT's heads start fresh."""
+    torch.manual_seed(0)
+
+    def model(tasks):
+        bb = create_backbone("convnet", in_chans=1, channels=[4, 8])
+        return MultiTaskModel(bb, {t: create_head("H1", bb.num_features, 1) for t in tasks})
+
+    a, b = model(["prognosis"]), model(["severity"])
+    with torch.no_grad():
+        for p in a.parameters():
+            p.fill_(1.0)
+        for p in b.parameters():
+            p.fill_(3.0)
+    fresh = model(["prognosis", "severity"])
+    before = {k: v.clone() for k, v in fresh.heads.state_dict().items()}
+    R.init_arm(fresh, {"beta_average": ["a", "b"], "beta": 0.25}, {"a": a, "b": b})
+    assert all(torch.all(p == 0.25 * 1 + 0.75 * 3) for p in fresh.backbone.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in fresh.heads.state_dict().items())
+    copied = R.init_arm(model(["prognosis", "severity"]), {"beta_average": ["a", "b"], "heads": "copy"}, {"a": a, "b": b})
+    assert all(torch.all(p == 1.0) for p in copied.heads["prognosis"].parameters())
+    assert all(torch.all(p == 3.0) for p in copied.heads["severity"].parameters())
+    with pytest.raises(ValueError, match="heads"):
+        R.init_arm(model(["prognosis"]), {"beta_average": ["a", "b"], "heads": "mean"}, {"a": a, "b": b})
+    assert R.default_config("full")["arms"]["mdmt"]["init"]["heads"] == "fresh"
+
+
 # -------------------------------------------------------------------------------- metrics
 def test_weighted_gmean_is_imblearns():
     """gmean_weighted is imbalanced-learn's weighted G-mean, sqrt(weighted recall * weighted

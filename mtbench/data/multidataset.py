@@ -157,6 +157,20 @@ def protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: s
     raise ValueError(f"Unknown protocol {protocol['name']!r}; use 'cv' or 'loco'.")
 
 
+def train_val_split(table: pd.DataFrame, test_fold: str, val_fraction: float, seed: int, stratify: str | None = None):
+    """``(train, val)``: a patient-grouped split of the rows of ``table`` outside ``test_fold``
+    (``val_fraction`` of the patients to validation, stratified on ``stratify`` when it is complete)."""
+    from mtbench.data.splits import assign_folds
+
+    rest = table[table["fold"] != test_fold]
+    n_val = max(2, int(round(1 / val_fraction)))
+    strat = None
+    if stratify is not None and rest[stratify].notna().all() and rest[stratify].nunique() > 1:
+        strat = stratify
+    vf = assign_folds(rest, n_val, "patient_id", strat, seed)
+    return rest[vf != 0], rest[vf == 0]
+
+
 def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chans: int, progress: bool = True) -> TwoDatasets:
     """A prognosis set and a severity (Brixia score) set of chest X-rays, with test folds.
 

@@ -12,8 +12,8 @@ Arms (their dependencies are part of the configuration, resolved in order by :fu
 ``stl_prognosis``  prognosis head only, prognosis data only;
 ``stl_severity``   severity head(s) only, severity data only;
 ``ft``             backbone of ``stl_severity``, new prognosis head, fine-tuned on prognosis data;
-``mdmt``           backbone = beta-average (beta = 0.5) of the two STL backbones, heads copied from
-                   them, trained on both data sets at once.
+``mdmt``           backbone = beta-average (beta = 0.5) of the two STL backbones, fresh heads (as the
+                   original code; ``init.heads = "copy"`` copies the STL heads), trained on both data sets.
 
 Severity structures (``severity.structure``): ``global`` (score 0-18 binned <=4, 5-9, 10-14, >=15:
 one 4-class head), ``lung`` (per-lung 4-class heads), ``regression`` (six zone scores).
@@ -37,6 +37,7 @@ always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both da
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -44,20 +45,22 @@ from typing import Any, Mapping
 import pandas as pd
 import torch
 
-from mtbench.data import MultiTaskDataset, assign_folds
-from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets
+from mtbench.data import MultiTaskDataset
+from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets, train_val_split
 from mtbench.data.sources.brixia import ZONE_COLUMNS
 from mtbench.experiments.base import Experiment, UnitResult
 from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of this experiment's interface)
-    ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, compare_with_paper, pooled_result,
+    ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, arm_dependencies, arm_order, compare_with_paper, plot_arms,
+    plot_loss_curves, pooled_result,
 )
 from mtbench.metrics import compute_metrics
 from mtbench.models import MultiTaskModel, create_backbone, create_head
-from mtbench.models.merging import init_from_two
+from mtbench.models.merging import beta_average
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
-from mtbench.train import TrainConfig, fit, make_loader, predict, seed_everything
+from mtbench.thresholds import predict_thresholded
+from mtbench.train import TrainConfig, fit, make_loader, seed_everything
 from mtbench.train.device import torch_threads
 
 NAME = "ruffini2024"
@@ -96,7 +99,7 @@ DEFAULT_ARMS = {
     "mdmt": {
         "datasets": ["prognosis", "severity"],
         "tasks": ["prognosis", "severity"],
-        "init": {"beta_average": ["stl_prognosis", "stl_severity"], "beta": 0.5},
+        "init": {"beta_average": ["stl_prognosis", "stl_severity"], "beta": 0.5, "heads": "fresh"},
     },
 }
 
@@ -110,7 +113,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "profile": p,
         "data": {
             "source": by_profile("synthetic", "aiforcovid_brixia", p),
-            "synthetic": {"n_patients": 400, "seed": 0},
+            "synthetic": {"n_patients": 600, "seed": 0},  # 300 per data set: ~120 training images per fold
             "cohen_root": None,  # default <data_root>/cohen-covid-mini
             "aiforcovid_root": None,  # default <data_root>/aiforcovid
             "aiforcovid_split_dir": None,  # the paper's split files <dir>/<fold>/{train,val,test}.txt, if given
@@ -146,7 +149,13 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "patience": by_profile(None, 65, p),
             "min_epochs": by_profile(0, 40, p),
             "monitor_prognosis": "loss.prognosis",
+            # Optimiser steps per arm (None: ``epochs`` each). Smoke: one budget for all arms, so
+            # MDMT (two data sets per epoch) does not get more steps than STL (one).
+            "steps": by_profile(60, None, p),
         },
+        # Decision threshold of the binary prognosis head, chosen on validation (mtbench.thresholds);
+        # "fixed" is the original code's 0.5 (argmax of the softmax).
+        "eval": {"threshold": "youden"},
         "arms": copy.deepcopy(DEFAULT_ARMS),
         "seed": 0,
         # CPU threads for torch during the run (None: leave as is). One thread is much faster than
@@ -201,40 +210,7 @@ def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
     return load_two_datasets(cfg["data"], cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
 
 
-def _train_val(table: pd.DataFrame, test_fold: str, val_fraction: float, seed: int, stratify: str | None):
-    """Patient-grouped train/val split of the rows outside ``test_fold``."""
-    rest = table[table["fold"] != test_fold]
-    n_val = max(2, int(round(1 / val_fraction)))
-    strat = None
-    if stratify is not None and rest[stratify].notna().all() and rest[stratify].nunique() > 1:
-        strat = stratify
-    vf = assign_folds(rest, n_val, "patient_id", strat, seed)
-    return rest[vf != 0], rest[vf == 0]
-
-
 # -------------------------------------------------------------------------------- arms
-def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Arms in an order where each comes after the arms it is initialised from."""
-    deps = {}
-    for name, spec in arms.items():
-        init = spec.get("init") or {}
-        d = [init["backbone_from"]] if "backbone_from" in init else []
-        d += list(init.get("beta_average", []))
-        missing = [x for x in d if x not in arms]
-        if missing:
-            raise ValueError(f"Arm {name!r} is initialised from {missing}, which are not arms of this experiment ({list(arms)}).")
-        deps[name] = d
-    order, done = [], set()
-    while len(order) < len(deps):
-        ready = [a for a in deps if a not in done and all(x in done for x in deps[a])]
-        if not ready:
-            raise ValueError(f"Circular arm dependencies: { {a: deps[a] for a in deps if a not in done} }")
-        for a in ready:
-            order.append(a)
-            done.add(a)
-    return order
-
-
 def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
     """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
     m = cfg["model"]
@@ -244,6 +220,26 @@ def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> Mul
     bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
     heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
     return MultiTaskModel(bb, heads)
+
+
+def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[str, MultiTaskModel]) -> MultiTaskModel:
+    """An arm's starting weights: ``backbone_from`` copies a trained backbone (FT); ``beta_average``
+    sets the backbone to ``beta * first + (1 - beta) * second`` (MDMT). As in the original code the
+    heads start fresh (the STL models' heads do not match MDMT's); ``heads: "copy"`` copies each
+    head from the first source model that has it."""
+    if "backbone_from" in init:
+        model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
+    if "beta_average" in init:
+        a, b = (trained[x] for x in init["beta_average"])
+        model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), float(init.get("beta", 0.5))))
+        if init.get("heads", "fresh") == "copy":
+            for name, head in model.heads.items():
+                src = next((m for m in (a, b) if name in m.heads), None)
+                if src is not None:
+                    head.load_state_dict(src.heads[name].state_dict())
+        elif init.get("heads", "fresh") != "fresh":
+            raise ValueError(f"init.heads must be 'fresh' or 'copy', got {init['heads']!r}.")
+    return model
 
 
 # --------------------------------------------------------------------------------- run
@@ -276,11 +272,6 @@ def _arm_tasks(cfg: Mapping[str, Any], arm: str) -> list[Task]:
     return [t for group in cfg["arms"][arm]["tasks"] for t in tasks_by_set[group]]
 
 
-def _arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
-    init = spec.get("init") or {}
-    return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
-
-
 def _train_arm(
     cfg: Mapping[str, Any], data: TwoDatasets, backbone: str, fold: str, arm: str,
     trained: Mapping[str, MultiTaskModel], checkpoint_dir: str | Path | None = None, progress: bool = False,
@@ -298,7 +289,7 @@ def _train_arm(
     tables = {"prognosis": data.prognosis, "severity": data.severity}
     split = {}
     for s, table in tables.items():
-        tr, va = _train_val(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
+        tr, va = train_val_split(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
         split[s] = {"train": tr, "val": va, "test": table[table["fold"] == fold]}
     tasks = _arm_tasks(cfg, arm)
     loaders = {}
@@ -314,20 +305,21 @@ def _train_arm(
         loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"),
                                     seed=seed, num_workers=num_workers)
     ratio = batch_dataset_ratio(loaders["train"]) if len(spec["datasets"]) > 1 else None
+    steps = tcfg.pop("steps", None)
+    if steps:  # the same optimiser-step budget for every arm, whatever its number of training images
+        tcfg["epochs"] = max(1, math.ceil(int(steps) / len(loaders["train"])))
     seed_everything(seed)
     model = build_model(backbone, tasks, cfg)
-    init = spec.get("init") or {}
-    if "backbone_from" in init:
-        model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
-    if "beta_average" in init:
-        a, b = init["beta_average"]
-        init_from_two(model, trained[a], trained[b], float(init.get("beta", 0.5)))
+    init_arm(model, spec.get("init") or {}, trained)
     loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
     monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
     res = fit(model, loaders["train"], loaders["val"], tasks, loss,
               TrainConfig(**tcfg, monitor=monitor, seed=seed, progress=progress,
                           checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
-    preds = predict(res.model, loaders["test"], tasks)
+    res.history["step"] = res.history["epoch"] * len(loaders["train"])
+    # Binary decisions use the threshold chosen on validation ("fixed": the papers' 0.5).
+    preds = predict_thresholded(res.model, loaders["val"], loaders["test"], tasks,
+                                method=(cfg.get("eval") or {}).get("threshold", "youden"))
     preds.insert(1, "arm", arm)
     preds.insert(2, "backbone", backbone)
     preds["fold"] = fold
@@ -348,7 +340,7 @@ def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
         for fold in _fold_names(cfg):
             for arm in arm_order(cfg["arms"]):
                 unit = {"backbone": bb, "fold": fold, "arm": arm}
-                deps = [unit_key({"backbone": bb, "fold": fold, "arm": d}) for d in _arm_dependencies(cfg["arms"][arm])]
+                deps = [unit_key({"backbone": bb, "fold": fold, "arm": d}) for d in arm_dependencies(cfg["arms"][arm])]
                 if deps:
                     unit["after"] = deps
                 out.append(unit)
@@ -359,7 +351,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], data: TwoDataset
                progress: bool = True, upstream=None) -> UnitResult:
     """One backbone x fold x arm (:func:`_train_arm`); ``upstream``: the models of the arms it starts from."""
     bb, fold, arm = unit["backbone"], str(unit["fold"]), unit["arm"]
-    trained = dict(zip(_arm_dependencies(cfg["arms"][arm]), upstream or []))
+    trained = dict(zip(arm_dependencies(cfg["arms"][arm]), upstream or []))
     with torch_threads(cfg.get("num_threads")):
         r = _train_arm(cfg, data, bb, fold, arm, trained, checkpoint_dir=checkpoint_dir, progress=progress)
     r.predictions.attrs["tasks"] = [t.to_dict() for t in _arm_tasks(cfg, arm)]  # the arm's tasks, also where a set lacks one

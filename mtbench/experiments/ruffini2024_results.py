@@ -16,6 +16,33 @@ from mtbench.models import MultiTaskModel
 PROGNOSIS_METRICS = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
 
 
+# ------------------------------------------------------------------------------ arm dependencies
+def arm_dependencies(spec: Mapping[str, Any]) -> list[str]:
+    """The arms an arm's weights start from (``init.backbone_from``, ``init.beta_average``)."""
+    init = spec.get("init") or {}
+    return ([init["backbone_from"]] if "backbone_from" in init else []) + list(init.get("beta_average", []))
+
+
+def arm_order(arms: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Arms in an order where each comes after the arms it is initialised from."""
+    deps = {}
+    for name, spec in arms.items():
+        d = arm_dependencies(spec)
+        missing = [x for x in d if x not in arms]
+        if missing:
+            raise ValueError(f"Arm {name!r} is initialised from {missing}, which are not arms of this experiment ({list(arms)}).")
+        deps[name] = d
+    order, done = [], set()
+    while len(order) < len(deps):
+        ready = [a for a in deps if a not in done and all(x in done for x in deps[a])]
+        if not ready:
+            raise ValueError(f"Circular arm dependencies: { {a: deps[a] for a in deps if a not in done} }")
+        for a in ready:
+            order.append(a)
+            done.add(a)
+    return order
+
+
 @dataclass
 class ArmResult:
     model: MultiTaskModel
@@ -79,16 +106,29 @@ class RuffiniResult:
         return avg[[c for c in metrics if c in avg.columns]]
 
     def degenerate_flags(self) -> list:
-        """:mod:`mtbench.guards` flags of the prognosis predictions (per fold) and NaN metrics."""
+        """:mod:`mtbench.guards` flags of every arm's test predictions (per fold, every task it has
+        a head for: one class predicted, constant scores) and of NaN metrics."""
         from mtbench import guards
-        from mtbench.experiments.ruffini2024 import make_tasks
+        from mtbench.experiments.ruffini2024 import _arm_tasks
 
-        prognosis = make_tasks(self.config["severity"]["structure"], self.config["loss"]["mode"])["prognosis"]
         flags = []
         for (bb, arm), df in self.predictions.items():
-            if "prognosis.target" in df.columns:
-                flags += guards.check_predictions(df, prognosis, model=f"{bb}/{arm}")
-        return flags + guards.check_metrics(self.metrics[self.metrics["task"] == "prognosis"])
+            for task in _arm_tasks(self.config, arm):
+                if f"{task.name}.target" in df.columns:
+                    rows = df[df[f"{task.name}.target"].notna()]
+                    flags += guards.check_predictions(rows, [task], model=f"{bb}/{arm}")
+        return flags + guards.check_metrics(self.metrics[self.metrics["fold"] == "pooled"])
+
+    def paired_auc(self, arm: str, reference: str, backbone: str | None = None, task: str = "prognosis"):
+        """DeLong paired test of ``arm`` vs ``reference`` on the same pooled test images
+        (:func:`mtbench.stats.delong_test`; ``ci_low``/``ci_high`` bound the AUC difference)."""
+        from mtbench.stats import delong_test
+
+        backbone = backbone or self.config["model"]["backbones"][0]
+        a, b = (self.predictions[(backbone, x)] for x in (arm, reference))
+        a, b = (d[d[f"{task}.target"].notna()].set_index(["fold", "sample_id"]) for d in (a, b))
+        b = b.loc[a.index]
+        return delong_test(a[f"{task}.target"].astype(int), a[f"{task}.prob"], b[f"{task}.prob"])
 
     def compare_with_paper(self, drop_degenerate: bool = False) -> pd.DataFrame:
         """Our averages beside the published ones (:mod:`mtbench.references`), same protocol; arms
@@ -145,3 +185,69 @@ def pooled_result(cfg, arm_results: Mapping[tuple[str, str, str], ArmResult], da
     histories = {k: r.history for k, r in arm_results.items()}
     ratios = {k: r.dataset_ratio for k, r in arm_results.items() if r.dataset_ratio is not None}
     return RuffiniResult(metrics, pooled_preds, histories, ratios, dict(cfg), data_report or {}, timings or {})
+
+
+# ------------------------------------------------------------------------------------ figures
+ARM_LABELS = {"stl_prognosis": "STL-prog", "stl_severity": "STL-sev", "ft": "FT", "mdmt": "MDMT"}
+
+
+def plot_arms(result: RuffiniResult, metrics=("auc", "gmean_weighted"), task: str = "prognosis", flags=None, ax=None,
+              chance: float | None = 0.5):
+    """Pooled test metric of every backbone x arm with its bootstrap CI; arms with a degenerate
+    flag (:meth:`RuffiniResult.degenerate_flags`) are drawn hollow and marked "!"; ``chance``: a
+    dashed line (None: none, e.g. for QWK, whose chance level is 0)."""
+    import matplotlib.pyplot as plt
+
+    m = result.metrics
+    m = m[(m["fold"] == "pooled") & (m["task"] == task) & m["metric"].isin(metrics)]
+    flagged = {f.model for f in (result.degenerate_flags() if flags is None else flags) if f.task == task}
+    keys = sorted(m.groupby(["backbone", "arm"]).groups, key=lambda k: (k[0], list(ARM_LABELS).index(k[1]) if k[1] in ARM_LABELS else 9))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(keys) * len(metrics) / 1.5), 3.2))
+    width = 0.8 / len(metrics)
+    for j, metric in enumerate(metrics):
+        for i, (bb, arm) in enumerate(keys):
+            r = m[(m["backbone"] == bb) & (m["arm"] == arm) & (m["metric"] == metric)]
+            if r.empty:
+                continue
+            v, lo, hi = (float(r[c].iloc[0]) for c in ("value", "ci_low", "ci_high"))
+            bad = f"{bb}/{arm}" in flagged
+            x = i + (j - (len(metrics) - 1) / 2) * width
+            ax.errorbar(x, v, yerr=[[v - lo], [hi - v]], fmt="o", mfc="white" if bad else f"C{j}", color=f"C{j}",
+                        capsize=3, label=metric if i == 0 else None)
+            if bad:
+                ax.annotate("!", (x, hi), ha="center", va="bottom", color="red", fontweight="bold")
+    several = len({k[0] for k in keys}) > 1
+    ax.set_xticks(range(len(keys)), [f"{bb}\n{ARM_LABELS.get(a, a)}" if several else ARM_LABELS.get(a, a) for bb, a in keys],
+                  rotation=90 if several else 0, fontsize=8)
+    if chance is not None:
+        ax.axhline(chance, color="grey", lw=0.8, ls="--")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"{task} (pooled test, 95% CI)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_loss_curves(result: RuffiniResult, backbone: str | None = None, fold: str = "0", axes=None):
+    """Validation loss of each data set's task against optimiser steps, one panel per data set,
+    one line per arm (the step axis makes the arms' budgets comparable)."""
+    import matplotlib.pyplot as plt
+
+    backbone = backbone or result.config["model"]["backbones"][0]
+    tasks = {"prognosis": "val_loss.prognosis", "severity": "val_loss.severity"}
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(8, 3), sharex=True)
+    for ax, (name, col) in zip(axes, tasks.items()):
+        for i, arm in enumerate(ARM_LABELS):
+            h = result.histories.get((backbone, arm, str(fold)))
+            if h is None or col not in h.columns:
+                continue
+            x = h["step"] if "step" in h.columns else h["epoch"]
+            ax.plot(x, h[col], color=f"C{i}", label=ARM_LABELS[arm])
+            best = h[h["epoch"] == h["best_epoch"].iloc[0]] if "best_epoch" in h.columns else h.iloc[:0]
+            ax.plot(best["step"] if "step" in best.columns else best["epoch"], best[col], "*", color=f"C{i}", ms=10)
+        ax.set_title(f"{name} data set (fold {fold})", fontsize=9)
+        ax.set_xlabel("optimiser step")
+        ax.set_ylabel("validation loss")
+        ax.legend(fontsize=8)
+    return axes
