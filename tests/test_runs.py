@@ -112,7 +112,7 @@ def test_ruffini_units_respect_arm_dependencies_and_report(tmp_path, capsys):
             assert keys.index(dep) < keys.index(unit_key(u))
     mdmt = next(u for u in units if u["arm"] == "mdmt")
     assert sorted(mdmt["after"]) == sorted(unit_key({**mdmt, "arm": a}) for a in ("stl_prognosis", "stl_severity"))
-    tiny = ["--set", "train.epochs=1", "--set", "data.synthetic.n_patients=60", "--set", "data.size=32",
+    tiny = ["--set", "train.epochs=1", "--set", "train.steps=null", "--set", "data.synthetic.n_patients=60", "--set", "data.size=32",
             "--set", "bootstrap.n_boot=10", "--set", "protocol.folds=['0']"]
     # Asking for the MDMT unit alone runs its two STL dependencies first.
     assert main(["run", "ruffini2024", "--out", str(tmp_path), "--quiet", "--arm", "mdmt", *tiny]) == 0
