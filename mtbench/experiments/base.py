@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
-__all__ = ["Arm", "Experiment", "ExperimentResult", "UnitResult", "arm_seed_units", "cell_text"]
+__all__ = ["Arm", "Experiment", "ExperimentResult", "UnitResult", "arm_seed_units", "cell_text", "write_tables"]
 
 
 @dataclass
@@ -95,6 +95,17 @@ def cell_text(value: float, low: float, high: float) -> str:
     """``"0.812 [0.700, 0.901]"``: a metric with its confidence interval, as tables show it."""
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
 
+
+
+def write_tables(run_dir: Path, heading: str, csv: Mapping[str, pd.DataFrame], text: Mapping[str, pd.DataFrame]) -> str:
+    """Write each of ``csv`` as ``<name>.csv`` into ``run_dir``; return ``heading`` and each of ``text``
+    (``{caption: table}``) as text: the usual body of a paper's ``aggregate``."""
+    for name, table in csv.items():
+        table.to_csv(Path(run_dir) / f"{name}.csv", index=False)
+    parts = [heading]
+    for caption, table in text.items():
+        parts.append((caption + "\n" if caption else "") + table.to_string(index=table.index.name is not None or table.index.nlevels > 1))
+    return "\n\n".join(parts)
 
 @dataclass
 class UnitResult:
@@ -214,6 +225,11 @@ class Experiment:
     def data_manifest(self, cfg: Mapping[str, Any]):
         """The label table(s) of a configuration (what the run folder fingerprints)."""
         return self.manifest(self.prepared(cfg))
+
+    def module_api(self) -> tuple:
+        """``run, run_unit, report, load_result, data_manifest, data_splits``: what a paper module
+        re-exports in one line (what :mod:`mtbench.runs` and the CLI call on the module)."""
+        return self.run, self.run_unit, self.report, self.load, self.data_manifest, self.data_splits
 
     def data_splits(self, cfg: Mapping[str, Any]) -> pd.DataFrame:
         """Each sample's split or fold (what ``splits.csv`` holds)."""

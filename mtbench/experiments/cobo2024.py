@@ -388,5 +388,4 @@ def aggregate(result: Cobo2024Result, run_dir: Path) -> str:
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate, manifest=lambda prep: prep["table"], splits=lambda prep: prep["splits"],
                         result_cls=Cobo2024Result)
-run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
+run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

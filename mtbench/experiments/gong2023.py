@@ -44,7 +44,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, write_tables
 from mtbench.data.worlds import SMOKE_PHANTOM
 from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
@@ -275,13 +275,11 @@ class Gong2023Result(ExperimentResult):
 
 def aggregate(result: Gong2023Result, run_dir: Path) -> str:
     """``results.csv``, ``bland_altman.csv``; the tables as text."""
-    result.results.to_csv(run_dir / "results.csv", index=False)
-    result.agreement().to_csv(run_dir / "bland_altman.csv", index=False)
-    return ("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:\n"
-            + result.table().to_string() + "\n\nBland-Altman (pred - true, mL):\n" + result.agreement().to_string(index=False))
-
+    agreement = result.agreement()
+    return write_tables(run_dir, "Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:",
+                        csv={"results": result.results, "bland_altman": agreement},
+                        text={"": result.table(), "Bland-Altman (pred - true, mL):": agreement})
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream)
-run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
+run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

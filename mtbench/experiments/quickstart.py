@@ -47,8 +47,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     """The experiment's settings for a profile (``smoke``: a 2-core CPU in about a minute)."""
     p = profile or current_profile()
     return {
-        "experiment": NAME,
-        "profile": p,
+        "experiment": NAME, "profile": p,
         "data": {
             "n_patients": by_profile(700, 3000, p),
             "size": by_profile(64, 128, p),
@@ -209,5 +208,4 @@ def aggregate(result: QuickstartResult, run_dir: Path) -> str:
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
                         aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult)
-run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
+run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

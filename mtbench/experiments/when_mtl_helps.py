@@ -318,8 +318,7 @@ def aggregate(result: WhenMTLResult, run_dir: Path) -> str:
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=Prepared, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=WhenMTLResult, load_upstream=load_single_task)
-run, run_unit, report, load_result = EXPERIMENT.run, EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
-data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits
+run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()
 
 
 def compare(runs: pd.DataFrame, metric: str = "auc") -> pd.DataFrame:
