@@ -9,6 +9,7 @@ module path, so listing data sets imports no adapter until one is used).
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import ModuleType
 
 from mtbench.registry import Registry
@@ -30,3 +31,16 @@ def get_source(name: str) -> ModuleType:
     except KeyError as err:
         raise ValueError(str(err)) from None
 _SOURCES = SOURCES  # the name tests/test_data_cards.py reads
+
+
+def dataset_folder(root, default_folder: str, name: str, how_to_get: str) -> Path:
+    """``root`` (or ``<data root>/<default_folder>``) as a Path; a missing folder raises
+    ``FileNotFoundError`` naming it and saying how to get the data (``how_to_get``)."""
+    if root is None:
+        from mtbench.profiles import data_root
+
+        root = data_root() / default_folder
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{name} folder not found: {str(root)!r}. {how_to_get}")
+    return root

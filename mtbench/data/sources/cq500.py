@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtbench.data.sources import dataset_folder
+
 NAME = "cq500"
 DESCRIPTION = "CQ500 (qure.ai): 491 head CT studies, 3 readers: ICH + 5 subtypes, fractures, midline shift, mass effect"
 DEFAULT_FOLDER = "cq500"
@@ -110,16 +112,9 @@ def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv
     """One row per study with an image: ``sample_id`` (``CQ500-CT-<n>``), ``patient_id`` (the same:
     one study per patient), ``path`` (the chosen series folder), ``series``, ``n_series``, finding
     columns (:data:`FINDINGS`, majority vote) and per-reader columns."""
-    if root is None:
-        from mtbench.profiles import data_root
-
-        root = data_root() / DEFAULT_FOLDER
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"CQ500 folder not found: {str(root)!r}. Download the studies and reads.csv from "
-            "http://headctstudy.qure.ai/dataset (see mtbench/data_cards/cq500.md) or set MTBENCH_DATA_ROOT."
-        )
+    root = dataset_folder(root, DEFAULT_FOLDER, "CQ500", (
+        "Download the studies and reads.csv from "
+        "http://headctstudy.qure.ai/dataset (see mtbench/data_cards/cq500.md) or set MTBENCH_DATA_ROOT."))
     reads_path = root / reads
     if not reads_path.is_file():
         raise FileNotFoundError(f"{str(reads_path)!r} not found: the readers' table comes with the download.")

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mtbench.data.sources import dataset_folder
+
 from mtbench.data.phantom import gcs_ordinal
 
 NAME = "ich_ct"
@@ -109,16 +111,9 @@ def load_manifest(
     require_clinical:
         Refuse images without a clinical row instead of keeping them with missing GCS/age.
     """
-    if root is None:
-        from mtbench.profiles import data_root
-
-        root = data_root() / DEFAULT_FOLDER
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"ICH CT folder not found: {str(root)!r}. The data set is given on request from DIGITAL.CSIC "
-            "(https://digital.csic.es/handle/10261/275792); put it there or set MTBENCH_DATA_ROOT."
-        )
+    root = dataset_folder(root, DEFAULT_FOLDER, "ICH CT", (
+        "The data set is given on request from DIGITAL.CSIC "
+        "(https://digital.csic.es/handle/10261/275792); put it there or set MTBENCH_DATA_ROOT."))
     missing_folders = [f for f in FOLDERS if not (root / f).is_dir()]
     if missing_folders:
         raise FileNotFoundError(f"{str(root)!r} lacks the folder(s) {missing_folders} (expected {list(FOLDERS)}).")

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtbench.data.sources import dataset_folder
+
 NAME = "rsna_ich"
 DESCRIPTION = "RSNA 2019 ICH detection (Kaggle): head CT slices grouped into studies, any + 5 hemorrhage subtypes"
 DEFAULT_FOLDER = "rsna_ich"
@@ -66,16 +68,9 @@ def load_manifest(
     """
     import pydicom
 
-    if root is None:
-        from mtbench.profiles import data_root
-
-        root = data_root() / DEFAULT_FOLDER
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"RSNA ICH folder not found: {str(root)!r}. Download the Kaggle competition "
-            "rsna-intracranial-hemorrhage-detection (see mtbench/data_cards/rsna_ich.md) or set MTBENCH_DATA_ROOT."
-        )
+    root = dataset_folder(root, DEFAULT_FOLDER, "RSNA ICH", (
+        "Download the Kaggle competition "
+        "rsna-intracranial-hemorrhage-detection (see mtbench/data_cards/rsna_ich.md) or set MTBENCH_DATA_ROOT."))
     table = read_labels(root / labels)
     img_dir = root / images
     if not img_dir.is_dir():
