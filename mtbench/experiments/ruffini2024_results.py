@@ -117,7 +117,9 @@ class RuffiniResult:
                 if f"{task.name}.target" in df.columns:
                     rows = df[df[f"{task.name}.target"].notna()]
                     flags += guards.check_predictions(rows, [task], model=f"{bb}/{arm}")
-        return flags + guards.check_metrics(self.metrics[self.metrics["fold"] == "pooled"])
+        # the pooled row is the reported one; a table without it (e.g. built by hand) is checked per fold
+        pooled = self.metrics["fold"] == "pooled"
+        return flags + guards.check_metrics(self.metrics[pooled] if pooled.any() else self.metrics)
 
     def paired_auc(self, arm: str, reference: str, backbone: str | None = None, task: str = "prognosis"):
         """DeLong paired test of ``arm`` vs ``reference`` on the same pooled test images
