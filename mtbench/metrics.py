@@ -8,6 +8,7 @@ the given rows (AUC with one class present, Pearson r of a constant) is NaN, nev
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 from mtbench.predictions import TaskArrays, task_arrays
 from mtbench.registry import Registry, RegistryError
@@ -32,6 +34,30 @@ class Metric:
 
 
 METRICS = Registry("metric")
+
+# What a metric warns on degenerate input (one class present, a constant score or target, an empty
+# slice), as (category, message regex) warning filters: scikit-learn's and imbalanced-learn's
+# UndefinedMetricWarning, NumPy's and SciPy's RuntimeWarnings (SciPy's ConstantInputWarning is one)
+# and two plain UserWarnings of scikit-learn's. The metric is then NaN or a documented fallback and
+# :mod:`mtbench.guards` flags the result; every other warning (deprecations, mtbench's own
+# DegenerateResultWarning) still reaches the user. Never silence all warnings around a metric.
+DEGENERATE_INPUT_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    (UndefinedMetricWarning, ""),
+    (RuntimeWarning, ""),
+    (UserWarning, "y_pred contains classes not in y_true"),
+    (UserWarning, "A single label was found in 'y_true' and 'y_pred'"),
+)
+
+
+@contextlib.contextmanager
+def ignore_degenerate_input_warnings():
+    """Silence only :data:`DEGENERATE_INPUT_WARNINGS` inside the block (what they announce is
+    flagged elsewhere: NaN metrics by :func:`mtbench.guards.check_metrics`, undefined resamples by
+    the bootstrap's ``n_undefined`` column)."""
+    with warnings.catch_warnings():
+        for category, message in DEGENERATE_INPUT_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=category)
+        yield
 
 
 def register_metric(name: str, kinds: Sequence[str], higher_is_better: bool = True, description: str = ""):
@@ -108,8 +134,7 @@ def accuracy(a: TaskArrays, task: Task) -> float:
 def balanced_accuracy(a: TaskArrays, task: Task) -> float:
     if not len(a):
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         return float(skm.balanced_accuracy_score(a.y, a.pred))
 
 
@@ -182,8 +207,7 @@ def gmean_weighted(a: TaskArrays, task: Task) -> float:
 
     if not len(a):
         return float("nan")
-    with warnings.catch_warnings():  # a class absent from y: imblearn warns, its weight is 0 anyway
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():  # a class absent from y: imblearn warns, its weight is 0 anyway
         return float(geometric_mean_score(a.y, a.pred, average="weighted"))
 
 

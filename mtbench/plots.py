@@ -216,7 +216,7 @@ def plot_pr_curves(predictions, task: str, ax=None, title: str | None = None):
 
 
 # ------------------------------------------------------------------------------ every run folder
-_NOT_LABELS = {"task", "metric", "value", "ci_low", "ci_high", "n", "n_boot", "seconds"}
+_NOT_LABELS = {"task", "metric", "value", "ci_low", "ci_high", "n", "n_boot", "n_undefined", "seconds"}
 _PREFERRED = ("auc", "balanced_accuracy", "qwk", "mae", "r", "pearson_r", "dice", "accuracy", "f1")
 
 

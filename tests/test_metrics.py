@@ -113,3 +113,41 @@ def test_a_metric_name_cannot_be_registered_twice():
     with pytest.raises(KeyError, match="already registered"):
         register_metric("auc", ["binary"])(lambda a, task: 0.5)
     assert get_metric("auc") is original
+
+
+def test_bootstrap_counts_undefined_resamples():
+    """Unstratified resamples of 4 cases often draw one class: their AUC is undefined, and the
+    table says how many (issue 14 item 10: no silent NaNs)."""
+    boot = bootstrap_metrics(_binary_preds(), [BIN], n_boot=300, seed=0, stratify=False).set_index("metric")
+    assert 0 < boot.loc["auc", "n_undefined"] < 300
+    assert (boot["n_boot"] + boot["n_undefined"] == 300).all()
+    assert boot.loc["accuracy", "n_undefined"] == 0
+
+
+def test_only_degenerate_input_warnings_are_silenced(monkeypatch):
+    """Around metrics, scikit-learn's undefined-metric warnings are expected and silenced; any other
+    warning (here a FutureWarning from inside a bootstrap resample) still reaches the user."""
+    import warnings
+
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    from mtbench.metrics import ignore_degenerate_input_warnings
+    from mtbench.stats import bootstrap as bs
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with ignore_degenerate_input_warnings():
+            warnings.warn("ill-defined", UndefinedMetricWarning)
+            np.nanmean(np.array([np.nan]))  # RuntimeWarning: mean of empty slice
+    real = bs.task_metrics
+
+    def noisy(*args, **kwargs):
+        warnings.warn("a deprecation the user must see", FutureWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bs, "task_metrics", noisy)
+    multi = Task("m", "multiclass", num_classes=3)
+    df = pd.DataFrame({"sample_id": list("abcdef"), "m.target": [0, 1, 2, 0, 1, 2], "m.pred": [0, 1, 1, 0, 2, 2],
+                       **{f"m.prob.{k}": np.full(6, 1 / 3) for k in range(3)}})
+    with pytest.warns(FutureWarning, match="must see"):
+        bootstrap_metrics(df, [multi], n_boot=5, seed=0, metrics={"m": ["accuracy"]})

@@ -70,3 +70,18 @@ def test_data_cards_ship_as_package_data():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["mtbench"]
     shipped = {p.stem for pat in patterns for p in pkg.glob(pat)}
     assert set(list_cards()) <= shipped and "cohen_covid" in shipped
+
+
+def test_no_blanket_warning_silencing_in_package_or_notebooks():
+    """A bare ``simplefilter("ignore")`` (or ``filterwarnings("ignore")`` without a category) around
+    metrics turned single-class folds into silent NaNs (issue 14 item 10); use
+    ``mtbench.metrics.ignore_degenerate_input_warnings`` instead."""
+    blanket = re.compile(r"""(simplefilter|filterwarnings)\(\s*["']ignore["']\s*\)""")
+    files = sorted((ROOT / "mtbench").rglob("*.py")) + NOTEBOOKS
+    hits = []
+    for path in files:
+        text = path.read_text()
+        if path.suffix == ".ipynb":
+            text = "\n".join("".join(c["source"]) for c in json.loads(text)["cells"])
+        hits += [f"{path.relative_to(ROOT)}:{text[:m.start()].count(chr(10)) + 1}" for m in blanket.finditer(text)]
+    assert not hits, f"blanket warning filters: {hits}"

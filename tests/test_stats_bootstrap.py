@@ -94,7 +94,7 @@ def test_vectorised_metrics_equal_scalar_metrics():
 def test_bootstrap_metrics_api_is_backwards_compatible():
     df, tasks = _preds()
     out = bs.bootstrap_metrics(df, tasks, n_boot=200, seed=0)
-    assert list(out.columns) == ["task", "metric", "value", "ci_low", "ci_high", "n", "n_boot"]
+    assert list(out.columns) == ["task", "metric", "value", "ci_low", "ci_high", "n", "n_boot", "n_undefined"]
     assert set(out.task) == {"b", "r"} and (out.n[out.task == "b"] == 290).all()
     assert ((out.ci_low <= out.value) & (out.value <= out.ci_high)).all()
     bca = bs.bootstrap_metrics(df, tasks, n_boot=200, seed=0, method="bca", metrics={"b": ["auc"], "r": ["mae"]})

@@ -36,7 +36,6 @@ threshold being switches (``train.monitor``, ``eval.threshold``). Full profile: 
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -48,6 +47,7 @@ from mtbench.data import MultiTaskDataset, assign_folds
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
+from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
 
@@ -331,8 +331,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     p = predict_thresholded(res.model, loaders["val"], loaders["test"], tasks, method="fixed" if loaders["val"] is None else thr)
     p.insert(1, "fold", fold)
     history = res.history.assign(arm=arm, fold=fold, best_epoch=res.best_epoch)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         metrics = compute_metrics(p, tasks, by="fold").assign(arm=arm)
     del model
     if torch.cuda.is_available():
@@ -355,8 +354,7 @@ def pool(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]],
         preds = pd.concat(parts, ignore_index=True)
         preds.attrs["tasks"] = [t.to_dict() for t in tasks]
         predictions[arm] = preds
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignore_degenerate_input_warnings():
             boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=cfg["cv"]["seed"],
                                      stratify=b.get("stratify", False), sample_size=b.get("sample_size"))
             fm = compute_metrics(preds, tasks, by="fold")

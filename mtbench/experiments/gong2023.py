@@ -36,7 +36,6 @@ model and the comparison isolates the downstream fine-tuning.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, write_tables
+from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM
 from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
@@ -230,8 +230,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     preds.insert(1, "arm", arm)
     preds.insert(2, "seed", seed)
     b = cfg["bootstrap"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=seed)
     boot.insert(0, "arm", arm)
     boot.insert(1, "seed", seed)

@@ -36,7 +36,6 @@ accuracy, sensitivity at 90% specificity (``sens_at_spec90``), with stratified p
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, write_tables
+from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.experiments.ich_common import ICHData, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -211,8 +211,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
     preds.insert(1, "arm", arm)
     preds.insert(2, "seed", seed)
     b = cfg["bootstrap"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         boot = bootstrap_metrics(preds, tasks, n_boot=b["n_boot"], ci=b["ci"], seed=seed, stratify=True)
     boot.insert(0, "arm", arm)
     boot.insert(1, "seed", seed)

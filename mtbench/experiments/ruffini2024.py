@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import copy
 import math
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -53,7 +52,7 @@ from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of th
     ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, arm_dependencies, arm_order, compare_with_paper, plot_arms,
     plot_loss_curves, pooled_result,
 )
-from mtbench.metrics import compute_metrics
+from mtbench.metrics import compute_metrics, ignore_degenerate_input_warnings
 from mtbench.models import MultiTaskModel, create_backbone, create_head
 from mtbench.models.merging import beta_average
 from mtbench.mtl import MultiTaskLoss
@@ -323,8 +322,7 @@ def _train_arm(
     preds.insert(1, "arm", arm)
     preds.insert(2, "backbone", backbone)
     preds["fold"] = fold
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         m = compute_metrics(preds, tasks)
     m = m.assign(backbone=backbone, arm=arm, fold=fold, best_epoch=res.best_epoch)
     return ArmResult(res.model, res.history, preds, m, res.best_epoch, ratio)

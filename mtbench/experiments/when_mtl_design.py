@@ -9,7 +9,6 @@ it): ``synthetic_cxr`` (2D) is built in; a 3D generator (e.g. a head-CT phantom)
 from __future__ import annotations
 
 import itertools
-import warnings
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.data import make_synthetic_cxr
+from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.registry import Registry
 from mtbench.tasks import Task
 
@@ -126,8 +126,7 @@ def paired_summary(treatment, control, ci: float = 0.95) -> dict[str, float]:
     if n >= 2:
         half = stats.t.ppf(0.5 + ci / 2, n - 1) * out["sd_diff"] / np.sqrt(n)
         out["ci_low"], out["ci_high"] = out["mean_diff"] - half, out["mean_diff"] + half
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with ignore_degenerate_input_warnings():
             out["p_ttest"] = float(stats.ttest_rel(a, b).pvalue)
             if np.any(d != 0):
                 out["p_wilcoxon"] = float(stats.wilcoxon(a, b).pvalue)

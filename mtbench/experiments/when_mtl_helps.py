@@ -38,7 +38,6 @@ the run folder of :mod:`mtbench.experiments.base`.
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -53,7 +52,7 @@ from mtbench.experiments.base import Experiment, UnitResult
 from mtbench.experiments.when_mtl_design import (  # noqa: F401  (the benchmark's public names)
     FACTORS, GENERATORS, BenchmarkData, list_generators, paired_summary, register_generator, settings,
 )
-from mtbench.metrics import metric_value
+from mtbench.metrics import ignore_degenerate_input_warnings, metric_value
 from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
@@ -233,8 +232,7 @@ def _fit_one(bench, table, tasks, cfg, seed, weighting, single_task, progress):
     loss = MultiTaskLoss(tasks, weighting=weighting, **wkw)
     res = fit(model, loaders["train"], loaders["val"], tasks, loss, TrainConfig(**tcfg, seed=seed, progress=False))
     preds = predict(res.model, loaders["test"], tasks)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         value = metric_value(preds, bench.main, cfg["metric"])
     return value, res, loss.weighting.weight_log()
 

@@ -15,7 +15,6 @@ batch (ranks for AUC, confusion counts for accuracy-type metrics) never loops in
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -24,7 +23,7 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from mtbench.metrics import task_metrics
+from mtbench.metrics import ignore_degenerate_input_warnings, task_metrics
 from mtbench.predictions import TaskArrays, task_arrays, tasks_from_attrs
 from mtbench.tasks import Task, as_task_dict
 
@@ -112,8 +111,7 @@ def _interval(theta: float, dist: np.ndarray, ci: float, method: str, jack: np.n
 
 def _evaluate(statistic, arrays, index: np.ndarray, vectorized: bool, batch: int, progress: bool, desc: str) -> np.ndarray:
     out = np.full(len(index), np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         if vectorized:
             for s in range(0, len(index), batch):
                 idx = index[s : s + batch]
@@ -242,8 +240,7 @@ def _ratio(a, b):
 
 def _v_balanced(y, p, pred):
     tp, tn, fp, fn = _confusion(y, pred)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         return np.nanmean(np.vstack([_ratio(tp, tp + fn), _ratio(tn, tn + fp)]), axis=0)
 
 
@@ -309,8 +306,7 @@ def _metric_distribution(arrays: TaskArrays, task: Task, name: str, index: np.nd
             idx = index[s : s + 500]
             out[s : s + 500] = vec(arrays.y[idx], prob[idx], arrays.pred[idx])
         return out
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with ignore_degenerate_input_warnings():
         for b in tqdm(range(len(index)), desc=f"bootstrap {task.name}.{name}", disable=not progress, leave=False):
             out[b] = task_metrics(arrays.take(index[b]), task, [name])[name]
     return out
@@ -345,7 +341,10 @@ def bootstrap_metrics(
         ``"percentile"`` (default), ``"basic"`` or ``"bca"`` (see :func:`bootstrap_ci`; BCa needs
         ``sample_size`` unset).
 
-    Returns columns ``task, metric, value, ci_low, ci_high, n, n_boot``.
+    Returns columns ``task, metric, value, ci_low, ci_high, n, n_boot, n_undefined``: ``n_boot``
+    counts the resamples whose metric was defined, ``n_undefined`` those where it was not (NaN: e.g.
+    one class drawn, no positive prediction); the CI comes from the defined ones only, so a large
+    ``n_undefined`` is a warning about the interval.
     """
     method = method.lower()
     if method not in METHODS:
@@ -377,6 +376,6 @@ def bootstrap_metrics(
             lo, hi = _interval(point[m], s, ci, method, jack[m]) if np.isfinite(point[m]) or method != "bca" else (np.nan, np.nan)
             rows.append(
                 {"task": name, "metric": m, "value": point[m], "ci_low": lo, "ci_high": hi, "n": n,
-                 "n_boot": int(np.isfinite(s).sum())}
+                 "n_boot": int(np.isfinite(s).sum()), "n_undefined": int((~np.isfinite(s)).sum())}
             )
     return pd.DataFrame(rows)
