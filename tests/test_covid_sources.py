@@ -150,6 +150,11 @@ def test_aiforcovid_fold_split_files(afc_root, tmp_path):
     m = aiforcovid.load_manifest(afc_root)
     f0 = aiforcovid.attach_splits(m, table, "0")
     assert dict(zip(f0["sample_id"], f0["split"])) == {"P_0": "train", "P_1": "train", "P_2": "val", "P_3": "test"}
+    assert f0.attrs["report"]["not_in_split_files"] == 0
+    # a manifest image the fold's split files leave out is counted and named, not dropped silently (issue 14 item 8)
+    with pytest.warns(UserWarning, match=r"1 of 4 manifest images .*P_2"):
+        f0 = aiforcovid.attach_splits(m, table[~((table["fold"] == "0") & (table["img"] == "P_2"))], "0")
+    assert len(f0) == 3 and f0.attrs["report"]["not_in_split_files"] == 1
     (sd / "1" / "val.txt").write_text("P_2 0 B\n")  # P_2 now in train and val of fold 1
     with pytest.raises(ValueError, match="P_2"):
         aiforcovid.read_fold_splits(sd)

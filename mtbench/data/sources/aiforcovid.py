@@ -20,6 +20,7 @@ applying AI to chest-X-rays. An Italian multicentre study", Medical Image Analys
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -187,7 +188,9 @@ def read_fold_splits(split_dir: str | Path, check_disjoint: bool = True) -> pd.D
 
 def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, require_positive: bool = True) -> pd.DataFrame:
     """The manifest rows of one fold with a ``split`` column; split images absent from the manifest
-    are an error naming them, and label disagreements between split file and xlsx too.
+    are an error naming them, and label disagreements between split file and xlsx too. Manifest
+    rows the fold's split files leave out are counted (``attrs["report"]["not_in_split_files"]``)
+    and named in a warning, never dropped silently.
 
     With ``require_positive`` (default) a fold whose test split has no SEVERE case is refused
     (:class:`~mtbench.data.validate.FoldError` naming the fold): its AUC would be undefined."""
@@ -202,6 +205,11 @@ def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, requi
     if bad.any():
         raise ValueError(f"Fold {fold!r}: split-file labels disagree with the clinical file for {merged.loc[bad, 'sample_id'].tolist()[:5]}.")
     out = merged.drop(columns=["img", "label"])
+    left_out = sorted(set(manifest["sample_id"]) - set(part["img"]))
+    out.attrs["report"] = {**(manifest.attrs.get("report") or {}), "not_in_split_files": len(left_out)}
+    if left_out:
+        warnings.warn(f"Fold {fold!r}: {len(left_out)} of {len(manifest)} manifest images are in none of its split files "
+                      f"(e.g. {left_out[:5]}): left out of this fold.", stacklevel=2)
     if require_positive:
         from mtbench.data.validate import check_folds
 
