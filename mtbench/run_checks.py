@@ -29,7 +29,9 @@ SYNTHETIC = ("synthetic", "phantom", "known_answer", "world")
 # loader-report keys that count rows left out, and the reason they are reported under
 EXCLUSION_KEYS = {"missing_files": "image file missing", "not_xray": "not an X-ray", "not_frontal": "not a frontal view",
                   "duplicate_rows_dropped": "duplicated file name", "dropped_rows": "dropped by the loader",
-                  "unreadable_files": "unreadable image", "not_in_split_files": "in no fold of the split files"}
+                  "unreadable_files": "unreadable image", "not_in_split_files": "in no fold of the split files",
+                  "reads_without_image": "labels without a usable image series",
+                  "labels_without_file": "labelled slice file missing"}
 
 
 def _tables(manifest) -> dict[str, pd.DataFrame]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -137,14 +138,19 @@ def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv
     out = df.assign(sample_id=df["name"], patient_id=df["name"]).drop(columns=["study"])
     first = ["sample_id", "patient_id", "path", "series", "n_series", *FINDINGS]
     out = out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
+    no_image = sorted(table.loc[~table["study"].isin(img["study"]), "name"].tolist())
     out.attrs["report"] = {
         "root": str(root),
         "scans": len(out),
+        "reads_without_image": len(no_image),  # counted for the run's data_sources.json
         "published": dict(PUBLISHED),
         "studies_without_reads": sorted(f"CQ500-CT-{n}" for n in set(studies) - set(table["study"])),
         "reads_without_study": sorted(table.loc[~table["study"].isin(studies), "name"].tolist()),
         "studies_without_usable_series": no_series,
     }
+    if no_image and not out.empty:  # the inner merge leaves these reads out: say so, never silently
+        warnings.warn(f"CQ500: {len(no_image)} of {len(table)} rows of {reads} have no study folder with a usable "
+                      f"series in {str(root)!r} (e.g. {no_image[:5]}): left out. See attrs['report'].", stacklevel=2)
     if out.empty:
         raise ValueError(
             f"No CQ500 study with a usable series in {str(root)!r} ({len(studies)} study folder(s); "

@@ -17,6 +17,7 @@ any series folder. :func:`read_labels` gives the per-slice table.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -109,6 +110,10 @@ def load_manifest(
         "studies": len(out),
         "published": dict(PUBLISHED),
         "labelled_slices_without_file": missing,
+        "labels_without_file": len(missing),  # counted for the run's data_sources.json
         "files_without_labels": unlabelled,
     }
+    if missing:  # labelled slices without a file are left out of their study: say so, never silently
+        warnings.warn(f"RSNA ICH: {len(missing)} labelled slice(s) have no file in {str(img_dir)!r} "
+                      f"(e.g. {missing[:5]}): left out of their studies.", stacklevel=2)
     return out
