@@ -118,6 +118,62 @@ def refuse_single_class_unit(cfg: Mapping[str, Any], unit_label: str, flags) -> 
                                     "(a top-level config key).")
 
 
+def _classification_tasks(tasks) -> list:
+    """Tasks from ``{name: Task}``, ``{name: [Task, ...]}`` (one list per data set) or a list of Tasks."""
+    from mtbench.tasks import Task
+
+    items = list(tasks.values()) if isinstance(tasks, Mapping) else list(tasks or [])
+    flat = [t for x in items for t in (x if isinstance(x, (list, tuple)) else [x])]
+    return [t for t in flat if isinstance(t, Task) and t.is_classification]
+
+
+def fold_test_tables(table: pd.DataFrame, splits: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
+    """The test rows of each fold of one label table: rows with ``split == "test"`` (per ``fold`` if
+    there is one), else each ``fold`` value (cross-validation: a fold is its own test set). A table
+    without ``split``/``fold`` columns takes them from ``splits`` (``splits.csv``, by ``sample_id``;
+    a long table with one row per fold and sample, as Cobo et al.'s, works too)."""
+    if not {"split", "fold"} & set(table.columns) and splits is not None and "sample_id" in table.columns \
+            and "sample_id" in splits.columns:
+        cols = ["sample_id", *[c for c in ("split", "fold") if c in splits.columns]]
+        table = splits[cols].merge(table, on="sample_id", how="inner")
+    if "split" in table.columns:
+        test = table[table["split"].astype(str) == "test"]
+        return {str(k): g for k, g in test.groupby("fold", sort=True)} if "fold" in test.columns else {"test": test}
+    if "fold" in table.columns:
+        return {str(k): g for k, g in table.groupby("fold", sort=True)}
+    return {}
+
+
+def refuse_single_class_folds(cfg: Mapping[str, Any], manifest, splits: pd.DataFrame | None, tasks) -> list:
+    """Before any training: refuse a test fold whose labelled rows hold one class of a
+    classification task (a task whose label column, its name, is in the table), unless the
+    configuration says ``allow_single_class: true`` (then the flags are returned and warned about).
+    ``manifest``: the run's label table(s); ``splits``: its ``splits.csv`` table; ``tasks``: see
+    :func:`_classification_tasks`. The same check runs again on each unit's predictions."""
+    import warnings
+
+    from mtbench.guards import DegenerateResultError, DegenerateResultWarning, act_on, refuse_single_class
+
+    flags = []
+    for name, table in _tables(manifest).items():
+        sp = splits
+        if sp is not None and "dataset" in sp.columns and name in set(sp["dataset"]):
+            sp = sp[sp["dataset"] == name]
+        cols = {t.name: t.name for t in _classification_tasks(tasks) if t.name in table.columns}
+        if not cols:
+            continue
+        with warnings.catch_warnings():  # collected over every fold first, warned about (or refused) once below
+            warnings.simplefilter("ignore", DegenerateResultWarning)
+            for fold, test in fold_test_tables(table, sp).items():
+                flags += refuse_single_class(test, cols, allow_single_class=True, fold=fold,
+                                             model=None if name == "data" else name)
+    if flags and not cfg.get("allow_single_class", False):
+        raise DegenerateResultError(flags, "A test fold needs both classes to measure a classifier; nothing was trained. "
+                                    "Fix the split (fewer folds, stratify) or accept it with --set allow_single_class=true "
+                                    "(a top-level config key).")
+    return act_on(flags, "warn")
+
+
 def write_flags(run_dir: Path, flags) -> list[str]:
     """``degenerate_flags.csv`` (header only when clean) and one printed-style line per flag."""
     from mtbench.guards import flags_frame

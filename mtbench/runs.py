@@ -237,6 +237,9 @@ def run_experiment(
         with open(run_dir / "invocations.jsonl", "a") as fh:
             fh.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": " ".join(sys.argv),
                                  "select": dict(select or {}), "world_size": ddp.info().world_size}) + "\n")
+    exp_obj = getattr(experiment, "EXPERIMENT", experiment)
+    if hasattr(exp_obj, "check_test_folds"):  # every rank: each refuses a single-class test fold alike, before training
+        exp_obj.check_test_folds(config)
     ddp.barrier()
     all_units = experiment.units(config)
     by_key = {unit_key(u): u for u in all_units}

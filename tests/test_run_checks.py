@@ -106,6 +106,35 @@ def test_single_class_test_fold_refused_unless_allowed(tmp_path):
     assert "single_class_fold" in set(flags["what"])
 
 
+def test_single_class_test_fold_refused_before_any_training(tmp_path, monkeypatch):
+    """The refusal comes from the label table and the split, before a unit trains (issue 14):
+    through ``Experiment.run``, through ``mtbench run``'s ``run_experiment``, and for a long split
+    table (one row per fold and sample, as Cobo et al.'s) beside a table without split columns."""
+    from mtbench.runs import run_experiment
+    from mtbench.run_checks import refuse_single_class_folds
+
+    trained = []
+    exp = Experiment("tiny_checks", default_config=default_config, prepare=prepare, units=arm_seed_units,
+                     train_unit=lambda *a, **k: trained.append(1) or train_unit(*a, **k), aggregate=aggregate,
+                     tasks=lambda cfg: {"y": TASK})
+    cfg = default_config()
+    cfg["data"]["single_class"] = True
+    with pytest.raises(DegenerateResultError, match=r"nothing was trained(.|\n)*allow_single_class"):
+        exp.run(cfg, run_dir=tmp_path / "a", progress=False)
+    with pytest.raises(DegenerateResultError, match="single_class_fold"):
+        run_experiment(exp, cfg, tmp_path / "b", progress=False)
+    assert trained == []
+    assert exp.check_test_folds(default_config()) == []  # both classes in the test split: nothing to say
+    table = pd.DataFrame({"sample_id": list("abcd"), "y": [0, 1, 0, 0]})
+    long = pd.DataFrame({"fold": [0, 0, 0, 0, 1, 1, 1, 1], "sample_id": list("abcdabcd"),
+                         "split": ["test", "test", "train", "train", "train", "train", "test", "test"]})
+    with pytest.raises(DegenerateResultError, match=r"fold=1"):
+        refuse_single_class_folds({}, table, long, {"y": TASK})
+    with pytest.warns(UserWarning, match="single_class_fold"):
+        flags = refuse_single_class_folds({"allow_single_class": True}, table, long, [TASK, Task("r", "regression")])
+    assert [(f.fold, f.what) for f in flags] == [("1", "single_class_fold")]
+
+
 def test_run_folder_holds_figures(tmp_path):
     from PIL import Image
 

@@ -198,7 +198,7 @@ class Experiment:
     def __init__(self, name: str, *, default_config: Callable, prepare: Callable, units: Callable, train_unit: Callable,
                  aggregate: Callable, manifest: Callable[[Any], Any] | None = None,
                  splits: Callable[[Any], pd.DataFrame] | None = None, result_cls: type = ExperimentResult,
-                 load_upstream: Callable | None = None):
+                 load_upstream: Callable | None = None, tasks: Callable[[Mapping[str, Any]], Any] | None = None):
         self.name, self.default_config = name, default_config
         self.prepare, self.units, self.train_unit, self.aggregate = prepare, units, train_unit, aggregate
         # prepared -> the label table(s) the run uses (fingerprinted; its split/fold columns -> splits.csv)
@@ -209,6 +209,9 @@ class Experiment:
         self.result_cls = result_cls
         # (cfg, unit of the needed arm, its folder) -> its trained model, when a unit starts from another's
         self.load_upstream = load_upstream
+        # cfg -> the tasks ({name: Task}, {data set: [Task]} or a list) whose test folds are checked before
+        # training; default: the prepared data's ``tasks`` (attribute or key), if it has them
+        self.tasks = tasks
 
     # ------------------------------------------------------------------ data
     def prepared(self, cfg: Mapping[str, Any]) -> Any:
@@ -242,6 +245,17 @@ class Experiment:
 
         prepared = prepared if prepared is not None else self.prepared(cfg)
         return data_sources(prepared, self.manifest(prepared), cfg)
+
+    def check_test_folds(self, cfg: Mapping[str, Any], prepared: Any = None) -> list:
+        """Before training: refuse a test fold holding one class of a classification task, unless
+        ``allow_single_class`` (:func:`mtbench.run_checks.refuse_single_class_folds`); returns the flags."""
+        from mtbench.run_checks import refuse_single_class_folds
+
+        prepared = prepared if prepared is not None else self.prepared(cfg)
+        tasks = self.tasks(cfg) if self.tasks is not None else getattr(prepared, "tasks", None)
+        if tasks is None and isinstance(prepared, Mapping):
+            tasks = prepared.get("tasks")
+        return refuse_single_class_folds(cfg, self.manifest(prepared), self.splits(prepared), tasks) if tasks else []
 
     def _checked(self, cfg: Mapping[str, Any], unit: Mapping[str, Any], r: "UnitResult") -> "UnitResult":
         """Refuse a unit whose test fold held one class (unless ``allow_single_class``)."""
@@ -288,6 +302,7 @@ class Experiment:
         prepared = self.prepare(cfg)
         timings = {"data_s": time.perf_counter() - t0}
         start_run(folder, cfg, self.manifest(prepared), self.splits(prepared), self.data_sources(cfg, prepared))
+        self.check_test_folds(cfg, prepared)
         models: dict[str, Any] = {}
         units = self.units(cfg)
         for unit in units:

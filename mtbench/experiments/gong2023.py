@@ -280,5 +280,5 @@ def aggregate(result: Gong2023Result, run_dir: Path) -> str:
                         text={"": result.table(), "Bland-Altman (pred - true, mL):": agreement})
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream)
+                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks())
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

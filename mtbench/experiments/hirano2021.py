@@ -249,5 +249,5 @@ def aggregate(result: Hirano2021Result, run_dir: Path) -> str:
                         text={"": result.table(), "Over seeds:": seeds})
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, result_cls=Hirano2021Result)
+                        aggregate=aggregate, result_cls=Hirano2021Result, tasks=make_tasks)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

@@ -207,5 +207,5 @@ def aggregate(result: QuickstartResult, run_dir: Path) -> str:
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult)
+                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult, tasks=lambda cfg: TASKS)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()
