@@ -118,6 +118,8 @@ def _check_data_root(args, exp, cfg: dict) -> None:
         return
     full = (exp.default_config("full").get("data") or {}).get("source")
     hint = (f"--set data.source={full}" if full and not str(full).startswith(SYNTHETIC)
+            else "--set data.source=table --set data.table=<labels.csv> --set data.tasks=<column:kind,...> (README, "
+                 "'Your own data')" if "table" in cfg["data"]
             else "a real data.source (see the experiment's doc page)")
     raise SystemExit(
         f"--data-root {args.data_root} was given, but {args.experiment}'s {cfg.get('profile')} configuration uses "

@@ -11,7 +11,8 @@ attribute or, for a dict, a key): a list of dicts, one per data set, with
 ``source``    which generator or real collection (``"cohen_covid"``, ``"phantom"`` ...);
 ``root``      the folder read (``None`` for synthetic data);
 ``rows``      samples used; ``files_found`` / ``files_missing``: image files on disk / absent;
-``excluded``  ``{reason: count}`` of rows the loader left out.
+``excluded``  ``{reason: count}`` of rows the loader left out;
+``assumed``   (optional) what the loader assumed, one sentence each.
 
 Without it, :func:`manifest_sources` derives the same from the manifest: its rows, its path column
 (files found/missing) and the loader's report in ``manifest.attrs["report"]`` (what a loader such as
@@ -27,7 +28,7 @@ import pandas as pd
 
 SYNTHETIC = ("synthetic", "phantom", "known_answer", "world")
 # loader-report keys that count rows left out, and the reason they are reported under
-EXCLUSION_KEYS = {"missing_files": "image file missing", "not_xray": "not an X-ray", "not_frontal": "not a frontal view",
+EXCLUSION_KEYS = {"missing_files": "image file missing", "missing_images": "image file missing", "not_xray": "not an X-ray", "not_frontal": "not a frontal view",
                   "duplicate_rows_dropped": "duplicated file name", "dropped_rows": "dropped by the loader",
                   "unreadable_files": "unreadable image", "not_in_split_files": "in no fold of the split files",
                   "reads_without_image": "labels without a usable image series",
@@ -60,6 +61,8 @@ def manifest_sources(manifest, cfg: Mapping[str, Any] | None = None, path_column
         if excluded.get("image file missing"):  # rows the loader dropped because their file is absent
             rec["files_missing"] = rec.get("files_missing", 0) + excluded["image file missing"]
         rec["excluded"] = excluded
+        if report.get("assumed"):  # what a loader assumed (e.g. the own-table source: one image per patient)
+            rec["assumed"] = [str(a) for a in report["assumed"]]
         out.append(rec)
     return out
 
@@ -88,8 +91,9 @@ def source_lines(sources: list[Mapping[str, Any]]) -> list[str]:
         excl = s.get("excluded") or {}
         excl_text = f"; the loader left out (whole collection): {', '.join(f'{n} ({why})' for why, n in excl.items())}" if excl else ""
         warn = "WARNING " if s.get("files_missing") else ""
+        assumed = f"; assumed: {'; '.join(s['assumed'])}" if s.get("assumed") else ""
         lines.append(f"{warn}data {s.get('name')}: {s.get('kind')} ({s.get('source')}){where}: "
-                     f"{s.get('rows')} rows{files}{excl_text}")
+                     f"{s.get('rows')} rows{files}{excl_text}{assumed}")
     return lines
 
 

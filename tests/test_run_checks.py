@@ -182,7 +182,7 @@ def test_data_root_with_synthetic_config_refused_with_the_set_to_use(capsys, tmp
     err = capsys.readouterr().err
     assert "data.source=synthetic" in err and "--set data.source=aiforcovid_brixia" in err and "data.source=cohen" in err
     assert main(["run", "quickstart", "--data-root", str(tmp_path), "--out", str(tmp_path)]) == 2
-    assert "generated data only" in capsys.readouterr().err
+    assert "--set data.source=table --set data.table=" in capsys.readouterr().err  # your own data (issue 16)
 
 
 def test_describe_prints_the_fidelity_table(capsys):

@@ -62,3 +62,38 @@ def test_patient_in_two_splits_refused(tmp_path):
     df.to_csv(path, index=False)
     with pytest.raises(LeakageError, match="p1"):
         load_manifest(path, tasks="outcome:binary")
+
+
+def test_mtbench_run_quickstart_on_your_own_table(tmp_path, capsys):
+    """Issue 16 (bring your own data): `mtbench run quickstart --set data.source=table ...` trains both
+    arms on a user's table (text labels, a regression column, stray spaces, no patient column) and
+    its run folder says which real table it used."""
+    import json
+
+    from PIL import Image
+
+    from mtbench.cli import main
+    from mtbench.data import make_synthetic_cxr
+
+    data = make_synthetic_cxr(n_patients=90, size=32, seed=0)
+    (tmp_path / "img").mkdir()
+    rows = []
+    for i, (img, r) in enumerate(zip(data.images[:, 0], data.table.itertuples())):
+        arr = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(np.stack([arr] * 3, -1) if i % 2 else arr).save(tmp_path / "img" / f"{i}.png")
+        rows.append({" Image ": f"img/{i}.png", "Outcome ": ["good", "poor"][int(r.prognosis)], "Score": r.severity})
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    out = tmp_path / "runs"
+    argv = ["run", "quickstart", "--profile", "smoke", "--out", str(out), "--set", "data.source=table",
+            "--set", f"data.table={tmp_path / 'labels.csv'}", "--set", "data.tasks=outcome:binary,score:regression",
+            "--set", "data.size=32", "--set", "train.epochs=2", "--set", "seeds=[0]", "--set", "bootstrap.n_boot=20"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "assumed: no patient column ('patient'): one image per patient" in capsys.readouterr().out
+    run_dir = next(p.parent for p in out.rglob("data_sources.json"))
+    src = json.loads((run_dir / "data_sources.json").read_text())
+    assert src[0]["kind"] == "real" and src[0]["source"] == "table" and src[0]["rows"] == 90
+    assert src[0]["root"].endswith("labels.csv") and src[0]["files_missing"] == 0
+    res = pd.read_csv(run_dir / "results.csv")
+    assert {"single_task", "multi_task"} == set(res["model"])
+    assert set(res.loc[res["model"] == "multi_task", "task"]) == {"outcome", "score"}
+    assert res.loc[(res["task"] == "outcome") & (res["metric"] == "auc"), "value"].notna().all()

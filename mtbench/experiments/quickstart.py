@@ -18,6 +18,19 @@ validation split (``eval.threshold``, Youden's J; ``"fixed"`` is the 0.5 of most
 
 Everything is in :func:`default_config`; :func:`run` executes it and writes a run folder
 (:mod:`mtbench.experiments.base`).
+
+Your own data: ``data.source = "table"`` trains the same two arms on a CSV/XLSX of image paths and
+task columns (:mod:`mtbench.data.sources.table`)::
+
+    mtbench run quickstart --set data.source=table --set data.table=labels.csv \
+        --set data.tasks=outcome:binary,score:regression
+
+The first task is the main one (``data.main_task`` to choose another); unless ``arms`` names the
+table's tasks, the arms are the main task alone vs all tasks, and a ``train.monitor`` naming a task
+the table lacks becomes the main task's primary metric. Regression columns are standardised with
+the training mean and SD (the raw values stay in ``<task>_raw``); no training labels are hidden.
+The table's own ``split`` column is used when it has one, else a patient-grouped split stratified
+by the main task.
 """
 
 from __future__ import annotations
@@ -56,6 +69,9 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             # Label scarcity: how many training images keep their prognosis label.
             "n_prognosis_labels": by_profile(60, 150, p),
             "seed": 0,
+            # "synthetic", or "table": your own CSV/XLSX (module docstring; README "Your own data")
+            "source": "synthetic",
+            "table": None, "tasks": None, "main_task": None, "image_column": "image", "patient_column": "patient",
         },
         "model": {"backbone": "convnet", "backbone_kwargs": {"channels": [16, 32, 64, 128]}, "head_hidden": [], "head_dropout": 0.2},
         "loss": {"weighting": "equal", "reduction": "masked_mean"},
@@ -93,12 +109,62 @@ TASKS = {
 }
 
 
+def task_set(cfg: Mapping[str, Any]) -> dict[str, Task]:
+    """The tasks of a configuration: :data:`TASKS`, or those of ``data.table`` (``data.tasks``)."""
+    d = cfg["data"]
+    if d.get("source", "synthetic") == "synthetic":
+        return TASKS
+    if d.get("source") != "table":
+        raise ValueError(f"data.source must be 'synthetic' or 'table', got {d.get('source')!r}.")
+    return _table(cfg)[1]
+
+
+def _table(cfg: Mapping[str, Any]):
+    """``(manifest, tasks)`` of ``data.table`` (read once per table, tasks and columns)."""
+    from mtbench.data.sources import table as own
+
+    d = cfg["data"]
+    if not d.get("table"):
+        raise ValueError("data.source=table needs data.table=<your labels.csv> and data.tasks=<column:kind,...> "
+                         "(README, 'Your own data').")
+    key = (str(d["table"]), str(d.get("tasks")), d.get("image_column"), d.get("patient_column"))
+    if _TABLE_CACHE.get("key") != key:
+        m = own.load_manifest(table=d["table"], tasks=d.get("tasks"), image_column=d.get("image_column") or "image",
+                              patient_column=d.get("patient_column"))
+        _TABLE_CACHE.update(key=key, value=(m, own.make_tasks(m)))
+    return _TABLE_CACHE["value"]
+
+
+_TABLE_CACHE: dict[str, Any] = {}
+
+
+def main_task(cfg: Mapping[str, Any]) -> str:
+    """The task the arms are compared on: ``prognosis``, or ``data.main_task`` / the table's first task."""
+    tasks = task_set(cfg)
+    name = cfg["data"].get("main_task") or ("prognosis" if "prognosis" in tasks else next(iter(tasks)))
+    if name not in tasks:
+        raise ValueError(f"data.main_task={name!r} is not a task of the table (tasks: {list(tasks)}).")
+    return name
+
+
+def arms_of(cfg: Mapping[str, Any]) -> dict[str, list[str]]:
+    """``cfg["arms"]`` if it names these tasks, else main task alone vs all tasks (own tables)."""
+    tasks = task_set(cfg)
+    if all(n in tasks for names in cfg["arms"].values() for n in names):
+        return dict(cfg["arms"])
+    main = main_task(cfg)
+    return {"single_task": [main], "multi_task": [main, *[n for n in tasks if n != main]]}
+
+
 class QuickstartResult(ExperimentResult):
     """Everything :func:`run` produced; ``results`` is the comparison table with CIs."""
 
     def table(self, metrics=("auc", "balanced_accuracy", "f1")) -> pd.DataFrame:
         """Prognosis metrics as ``value [ci_low, ci_high]`` strings, one row per arm (and seed)."""
-        sub = self.results[(self.results["task"] == "prognosis") & self.results["metric"].isin(metrics)].copy()
+        main = "prognosis" if "prognosis" in set(self.results["task"]) else main_task(self.config)
+        have = set(self.results.loc[self.results["task"] == main, "metric"])
+        metrics = [m for m in metrics if m in have] or sorted(have)  # a regression main task: its own metrics
+        sub = self.results[(self.results["task"] == main) & self.results["metric"].isin(metrics)].copy()
         sub["cell"] = [cell_text(v, lo, hi) for v, lo, hi in zip(sub["value"], sub["ci_low"], sub["ci_high"])]
         return sub.pivot_table(index=["model", "seed"], columns="metric", values="cell", aggfunc="first")[list(metrics)]
 
@@ -106,6 +172,8 @@ class QuickstartResult(ExperimentResult):
 def prepare_data(cfg: Mapping[str, Any]):
     """Generate the images, split by patient and hide all but ``n_prognosis_labels`` training labels."""
     d = cfg["data"]
+    if d.get("source", "synthetic") != "synthetic":
+        return _prepare_table(cfg)
     data = make_synthetic_cxr(n_patients=d["n_patients"], size=d["size"], seed=d["seed"])
     split = train_val_test_split(
         data.table, val_fraction=d["val_fraction"], test_fraction=d["test_fraction"],
@@ -125,9 +193,40 @@ def prepare_data(cfg: Mapping[str, Any]):
     return data, table
 
 
+def _prepare_table(cfg: Mapping[str, Any]):
+    """Your own table: images read and letterboxed to ``data.size``, its split (or a patient-grouped
+    one stratified by the main task), regression columns standardised on the training split."""
+    from types import SimpleNamespace
+
+    from mtbench.data.sources import table as own
+
+    d = cfg["data"]
+    manifest, tasks = _table(cfg)
+    table = manifest.copy()
+    table.attrs = manifest.attrs
+    main = main_task(cfg)
+    if "split" in table.columns:
+        bad = sorted(set(table["split"].astype(str)) - {"train", "val", "test"})
+        if bad:
+            raise ValueError(f"{d['table']}: column 'split' must hold train/val/test, found {bad}.")
+        table["split"] = table["split"].astype(str)
+    else:
+        table["split"] = train_val_test_split(
+            table, val_fraction=d["val_fraction"], test_fraction=d["test_fraction"],
+            stratify_column=main if tasks[main].is_classification else None, seed=d["seed"]).to_numpy()
+    train = table["split"] == "train"
+    for name, task in tasks.items():
+        if task.kind == "regression":
+            mu, sd = table.loc[train, name].mean(), table.loc[train, name].std()
+            table[f"{name}_raw"] = table[name]
+            table[name] = (table[name] - mu) / (sd or 1.0)
+    images = own.load_images(table, d["size"])
+    return SimpleNamespace(images=images, table=table), table
+
+
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Independent pieces of the experiment: one per arm and seed."""
-    return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in cfg["arms"]]
+    return [{"arm": arm, "seed": seed} for seed in cfg["seeds"] for arm in arms_of(cfg)]
 
 
 def train_unit(
@@ -139,8 +238,8 @@ def train_unit(
 
     arm, seed = unit["arm"], int(unit["seed"])
     data, table = prepared if prepared is not None else prepare_data(cfg)
-    task_names = cfg["arms"][arm]
-    tasks = [TASKS[n] for n in task_names]
+    task_names = arms_of(cfg)[arm]
+    tasks = [task_set(cfg)[n] for n in task_names]
     tcfg = dict(cfg["train"])
     batch_size = tcfg.pop("batch_size")
     num_workers = tcfg.pop("num_workers", 0)
@@ -149,9 +248,9 @@ def train_unit(
         raise ValueError(f"train.single_task_steps must be 'matched' or 'epochs', got {steps!r}.")
     train_rows = table["split"] == "train"
     n_all_train = int(train_rows.sum())
-    if task_names == ["prognosis"]:
+    if len(task_names) == 1:
         # A single-task model only sees the images that carry its label.
-        train_rows &= table["prognosis"].notna()
+        train_rows &= table[task_names[0]].notna()
     loaders = {}
     for s in ("train", "val", "test"):
         part = table[(table["split"] == s) & (train_rows if s == "train" else True)]
@@ -173,6 +272,8 @@ def train_unit(
         if "weights" in loss_cfg:  # fixed weights: keep those of this arm's tasks
             loss_cfg["weights"] = {t: loss_cfg["weights"][t] for t in task_names}
         loss = MultiTaskLoss(tasks, **loss_cfg)
+        if tcfg.get("monitor", "loss").split(".")[0] not in (*task_set(cfg), "loss"):  # own table: the main task's metric
+            tcfg["monitor"] = f"{main_task(cfg)}.{task_set(cfg)[main_task(cfg)].primary_metric}"
         train_cfg = TrainConfig(**tcfg, seed=seed, progress=progress,
                                 checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None)
         res = fit(model, loaders["train"], loaders["val"], tasks, loss, train_cfg)
@@ -195,17 +296,20 @@ def aggregate(result: QuickstartResult, run_dir: Path) -> str:
 
     result.results.to_csv(run_dir / "results.csv", index=False)
     curves = {k: h.drop(columns="best_epoch") for k, h in result.histories.items()}
-    fig = plot_learning_curves(curves, ("train_loss.prognosis", "val_loss.prognosis", "val.prognosis.auc"),
+    main = main_task(result.config)
+    fig = plot_learning_curves(curves, (f"train_loss.{main}", f"val_loss.{main}",
+                                        f"val.{main}.{task_set(result.config)[main].primary_metric}"),
                                best_epochs=result.best_epochs)
     fig.savefig(run_dir / "learning_curves.png", dpi=110)
     plt.close(fig)
     first = result.results[result.results["seed"] == result.results["seed"].min()]
-    fig = plot_metric_comparison(first, ["auc", "balanced_accuracy", "f1"], "prognosis")
+    shown = [m for m in ("auc", "balanced_accuracy", "f1", "mae", "pearson_r") if m in set(first.loc[first["task"] == main, "metric"])]
+    fig = plot_metric_comparison(first, shown, main)
     fig.savefig(run_dir / "comparison.png", dpi=110)
     plt.close(fig)
     return result.table().to_string()
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult, tasks=lambda cfg: TASKS)
+                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult, tasks=task_set)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

@@ -141,6 +141,7 @@ def load_manifest(
         check_splits(out)  # raises LeakageError naming the patients in two splits
     out.attrs["report"] = {
         "table": str(path),
+        "root": str(path),
         "images": len(out),
         "missing_images": len(missing),
         "missing_image_paths": missing[:50],
@@ -185,3 +186,40 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         else:
             im = im.resize((tw, th), Image.BILINEAR)
     return np.asarray(im, dtype=np.float32) / 255.0
+
+
+def make_tasks(manifest: pd.DataFrame) -> dict:
+    """The :class:`~mtbench.tasks.Task` of each task column of a :func:`load_manifest` table (kinds
+    from its report; classes of a multiclass/ordinal task: its highest code + 1, text codings named)."""
+    from mtbench.tasks import Task
+
+    rep = manifest.attrs.get("report") or {}
+    tasks = {}
+    for name, kind in rep.get("tasks", {}).items():
+        coding = (rep.get("codings") or {}).get(name)
+        names = tuple(coding) if coding else None
+        if kind in ("multiclass", "ordinal"):
+            k = max(int(manifest[name].max()) + 1, len(names or ()), 2)
+            tasks[name] = Task(name, kind, num_classes=k, class_names=names if names and len(names) == k else None,
+                               description=f"column {name!r} of {Path(rep.get('table', '')).name}")
+        else:
+            tasks[name] = Task(name, kind, class_names=names if kind == "binary" and names and len(names) == 2 else None,
+                               description=f"column {name!r} of {Path(rep.get('table', '')).name}")
+    return tasks
+
+
+def load_images(manifest: pd.DataFrame, size: int | tuple[int, int], keep_aspect: bool = True,
+                progress: bool = True) -> np.ndarray:
+    """Every ``path`` of a :func:`load_manifest` table as one float32 array ``[N, 1, H, W]`` in
+    ``[0, 1]`` (:func:`load_image`: gray, letterboxed unless ``keep_aspect=False``). 2D only: a
+    volume (DICOM series folder, NIfTI) is refused naming its row."""
+    from tqdm.auto import tqdm
+
+    out = []
+    for i, p in enumerate(tqdm(manifest["path"], desc="images", disable=not progress, leave=False)):
+        img = load_image(p, size=size, keep_aspect=keep_aspect)
+        if img.ndim != 2:
+            raise ValueError(f"table: row {i} ({p}) is a {img.ndim}D volume; this experiment trains on 2D images "
+                             "(use a 3D experiment, or export one slice per row).")
+        out.append(img)
+    return np.stack(out)[:, None]
