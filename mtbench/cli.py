@@ -9,7 +9,7 @@
     mtbench report RUN_DIR ...                aggregate finished units, list missing ones
     mtbench describe EXPERIMENT [--profile full|smoke]
                                               paper / original code vs mtbench default, and the switch
-    mtbench data check DATASET [--data-root P | --root P] [--splits CSV] [--no-read]
+    mtbench data check DATASET [--data-root P | --root P] [--splits CSV] [--tasks COL:KIND,...] [--no-read]
                                               validate a data set against its card; exit 1 on errors
 """
 
@@ -246,8 +246,9 @@ def _cmd_data_check(args) -> int:
     if args.dataset not in list_datasets():
         print(f"Unknown dataset {args.dataset!r}; datasets with an adapter: {sorted(list_datasets())}", file=sys.stderr)
         return 2
+    options = {"tasks": args.tasks} if args.tasks else {}  # the `table` source: your task columns and kinds
     report = validate_dataset(args.dataset, root=args.root, read_files=not args.no_read, hash_files=not args.no_read,
-                              splits=args.splits, progress=not args.quiet)
+                              splits=args.splits, progress=not args.quiet, **options)
     print(report.format(max_per_code=args.max_per_code))
     if args.csv:
         report.to_frame().to_csv(args.csv, index=False)
@@ -263,6 +264,7 @@ def _add_data_commands(sub) -> None:
     p_check.add_argument("--data-root", help="root of the real data sets (default: $MTBENCH_DATA_ROOT)")
     p_check.add_argument("--root", help="the data set's own folder (default: <data root>/<its default folder>)")
     p_check.add_argument("--splits", help="CSV with sample_id and split and/or fold columns to check too")
+    p_check.add_argument("--tasks", help="`table` source only: task columns and kinds, e.g. outcome:binary,score:regression")
     p_check.add_argument("--no-read", action="store_true", help="do not open and hash every image file")
     p_check.add_argument("--csv", help="write every problem to this CSV file")
     p_check.add_argument("--max-per-code", type=int, default=10, help="problems printed per code (default 10)")

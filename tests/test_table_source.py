@@ -97,3 +97,13 @@ def test_mtbench_run_quickstart_on_your_own_table(tmp_path, capsys):
     assert {"single_task", "multi_task"} == set(res["model"])
     assert set(res.loc[res["model"] == "multi_task", "task"]) == {"outcome", "score"}
     assert res.loc[(res["task"] == "outcome") & (res["metric"] == "auc"), "value"].notna().all()
+
+
+def test_data_check_table_takes_the_task_kinds(tmp_path, capsys):
+    from mtbench.cli import main
+
+    path = write_messy_table(tmp_path)
+    assert main(["data", "check", "table", "--root", str(path), "--quiet"]) == 1  # without kinds: an error saying how
+    assert "tasks='outcome:binary'" in capsys.readouterr().out
+    assert main(["data", "check", "table", "--root", str(path), "--tasks", "outcome:binary", "--quiet"]) == 0
+    assert "missing_images=1" in capsys.readouterr().out
