@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtbench.experiments import ruffini2024
-from mtbench.experiments.ruffini2024 import RuffiniResult, data_manifest, data_splits, report, run, run_unit, units  # noqa: F401  (the same experiment)
+from mtbench.experiments.ruffini2024 import EXPERIMENT, RuffiniResult, data_manifest, data_splits, report, run, run_unit, units  # noqa: F401  (the same experiment)
 from mtbench.profiles import by_profile, current_profile
 
 NAME = "ruffini2024_backbones"
