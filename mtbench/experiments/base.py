@@ -107,6 +107,19 @@ def write_tables(run_dir: Path, heading: str, csv: Mapping[str, pd.DataFrame], t
         parts.append((caption + "\n" if caption else "") + table.to_string(index=table.index.name is not None or table.index.nlevels > 1))
     return "\n\n".join(parts)
 
+
+def tables_aggregate(heading: str, name: str, caption: str, extra: Callable[[Any], pd.DataFrame]) -> Callable:
+    """A paper's ``aggregate`` that writes ``results.csv`` and ``<name>.csv`` (``extra(result)``) and
+    returns ``heading``, ``result.table()`` and, under ``caption``, the extra table as text."""
+
+    def aggregate(result, run_dir: Path) -> str:
+        table = extra(result)
+        return write_tables(run_dir, heading, csv={"results": result.results, name: table},
+                            text={"": result.table(), caption: table})
+
+    aggregate.__doc__ = f"``results.csv``, ``{name}.csv``; the tables as text."
+    return aggregate
+
 @dataclass
 class UnitResult:
     """What one unit produced: test ``predictions`` (a Predictions table, or ``None``), training

@@ -43,7 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, write_tables
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM
 from mtbench.experiments.ich_common import ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows
@@ -272,13 +272,8 @@ class Gong2023Result(ExperimentResult):
         return pd.DataFrame(rows)
 
 
-def aggregate(result: Gong2023Result, run_dir: Path) -> str:
-    """``results.csv``, ``bland_altman.csv``; the tables as text."""
-    agreement = result.agreement()
-    return write_tables(run_dir, "Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:",
-                        csv={"results": result.results, "bland_altman": agreement},
-                        text={"": result.table(), "Bland-Altman (pred - true, mL):": agreement})
-
+aggregate = tables_aggregate("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:",
+                             "bland_altman", "Bland-Altman (pred - true, mL):", Gong2023Result.agreement)
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks())
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

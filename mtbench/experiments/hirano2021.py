@@ -43,7 +43,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, write_tables
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.experiments.ich_common import ICHData, load_ich_data, make_datasets, split_rows
 from mtbench.profiles import by_profile, current_profile, runs_root
@@ -241,13 +241,8 @@ class Hirano2021Result(ExperimentResult):
         return self.results[self.results["task"] == "hematoma"][["arm", "seed", "metric", "value", "ci_low", "ci_high"]]
 
 
-def aggregate(result: Hirano2021Result, run_dir: Path) -> str:
-    """``results.csv``, ``seed_summary.csv``; the tables as text."""
-    seeds = result.seed_summary()
-    return write_tables(run_dir, "Hirano & Okita 2021 (re-interpretation): growth on the test split, stratified bootstrap 95% CI",
-                        csv={"results": result.results, "seed_summary": seeds},
-                        text={"": result.table(), "Over seeds:": seeds})
-
+aggregate = tables_aggregate("Hirano & Okita 2021 (re-interpretation): growth on the test split, stratified bootstrap 95% CI",
+                             "seed_summary", "Over seeds:", Hirano2021Result.seed_summary)
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
                         aggregate=aggregate, result_cls=Hirano2021Result, tasks=make_tasks)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()
