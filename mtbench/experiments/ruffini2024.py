@@ -122,7 +122,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "size": by_profile(64, 256, p),
             "normalisation": by_profile("minmax", "imagenet", p),
             "clip": [2.0, 98.0],
-            "val_fraction": 0.2,
+            # The original splits 3/1/1: one of the four non-test folds validates (0.25).
+            "val_fraction": by_profile(0.2, 0.25, p),
         },
         "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0},
         "model": {
