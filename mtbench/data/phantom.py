@@ -93,6 +93,7 @@ class HeadCTPhantomConfig:
     growth_log_volume: float = 0.5
     atrophy_per_decade: float = 0.15
     image_noise_hu: float = 4.0
+    spot_hu: float = 35.0
     calcification_prevalence: float = 0.0
     calcification_hu: float = 300.0
     seed: int = 0
@@ -278,7 +279,7 @@ def make_head_ct_phantom(config: HeadCTPhantomConfig | None = None, progress: bo
         if hem.any():
             spots = ndi.gaussian_filter(rng.normal(0, 1, hem.shape).astype(np.float32), 1.0)
             thr = np.quantile(spots[hem], 1 - 0.5 * het[i]) if het[i] > 0 else np.inf
-            v[hem & (spots > thr)] = 35.0
+            v[hem & (spots > thr)] = cfg.spot_hu
         v = ndi.gaussian_filter(v, sigma=0.5)
         v += rng.normal(0, cfg.image_noise_hu, v.shape).astype(np.float32)
         vols[i], hems[i], brains[i] = v, hem, brain

@@ -130,8 +130,9 @@ def subset(data: ICHData, rows: np.ndarray):
 
 
 def make_datasets(data: ICHData, split: pd.Series, tasks: Sequence[Task], label_columns: Mapping[str, str] | None = None,
-                  train_filter: Callable[[pd.DataFrame], np.ndarray] | None = None):
-    """``{split: MultiTaskDataset}`` for train/val/test; segmentation tasks get the masks."""
+                  train_filter: Callable[[pd.DataFrame], np.ndarray] | None = None, train_transform=None):
+    """``{split: MultiTaskDataset}`` for train/val/test; segmentation tasks get the masks;
+    ``train_transform`` (e.g. :func:`train_augmentation`) augments the training split only."""
     from mtbench.data import MultiTaskDataset
 
     out = {}
@@ -140,8 +141,17 @@ def make_datasets(data: ICHData, split: pd.Series, tasks: Sequence[Task], label_
         table, images, masks = subset(data, rows)
         seg = {t.name: masks for t in tasks if t.kind == "segmentation"}
         meta = ["patient_id"] + (["voxel_ml"] if seg and "voxel_ml" in table.columns else [])
-        out[s] = MultiTaskDataset(table, tasks, images, label_columns=label_columns, meta_columns=meta, masks=seg or None)
+        out[s] = MultiTaskDataset(table, tasks, images, label_columns=label_columns, meta_columns=meta, masks=seg or None,
+                                  transform=train_transform if s == "train" else None)
     return out
+
+
+def train_augmentation(flip_axes=None):
+    """Random flips of image and masks along ``flip_axes`` (spatial axes, 0 = depth), or ``None``
+    when no axes are given (the ``augment.flip_axes`` config key)."""
+    from mtbench.data.transforms import RandFlipd
+
+    return RandFlipd(spatial_axes=tuple(flip_axes), prob=0.5) if flip_axes else None
 
 
 
