@@ -308,7 +308,8 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepar
             rows.append({
                 "setting": unit["setting"], **setting, "arm": "single_task" if weighting is None else "multi_task",
                 "weighting": weighting or "-", "aux_task": "-" if weighting is None else aux.name, "seed": seed,
-                cfg["metric"]: value, "best_epoch": res.best_epoch, "seconds": time.perf_counter() - t_fit, "reused": False,
+                cfg["metric"]: value, "task": bench.main.name, "metric": cfg["metric"], "value": value,  # long form for run figures
+                "best_epoch": res.best_epoch, "seconds": time.perf_counter() - t_fit, "reused": False,
             })
             tables[f"history.{weighting or 'single_task'}"] = res.history
             if weighting is not None:
