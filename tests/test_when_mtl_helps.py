@@ -97,3 +97,25 @@ def test_tiny_run_end_to_end(tmp_path):
 
     fig = plot_task_weights(res.weight_logs, smooth=2)
     assert len(fig.axes) >= len(res.weight_logs)
+
+
+def test_exposure_option_is_off_by_default_and_changes_only_intensities():
+    base = make_synthetic_cxr(n_patients=12, size=32, seed=5, heart_size_sd=0.2)
+    on = make_synthetic_cxr(n_patients=12, size=32, seed=5, heart_size_sd=0.2, exposure_sd=0.3)
+    assert base.table.equals(on.table) and (base.lung_mask == on.lung_mask).all()
+    ratio = on.images.mean(axis=(1, 2, 3)) / base.images.mean(axis=(1, 2, 3))
+    assert ratio.std() > 0.05  # each image got its own exposure
+    with pytest.raises(ValueError, match="exposure_sd"):
+        make_synthetic_cxr(n_patients=4, exposure_sd=-1)
+
+
+def test_labelled_share_sampler_draws_the_share():
+    from mtbench.data.sampling import labelled_share_sampler
+
+    y = np.r_[np.ones(5), np.zeros(5), np.full(190, np.nan)]
+    idx = np.fromiter(iter(labelled_share_sampler(y, 0.5, num_samples=20_000, seed=0)), int)
+    assert np.mean(idx < 10) == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(ValueError, match="unlabelled"):
+        labelled_share_sampler(np.ones(4), 0.5)
+    with pytest.raises(ValueError, match="share"):
+        labelled_share_sampler(y, 1.0)

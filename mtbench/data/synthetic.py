@@ -31,6 +31,10 @@ it was):
   disease burden and of prognosis. It is visible in the image, so ``heart_size`` is a learnable
   auxiliary task *unrelated* to prognosis (while ``severity`` is related). The column
   ``heart_size`` is 1.0 when the option is off.
+* ``exposure_sd > 0``: a per-image **exposure** nuisance. Each image's intensities are multiplied by
+  ``exp(exposure_sd * v_i)``, ``v_i ~ N(0, 1)`` (then clipped to ``[0, 1]``), independent of every
+  label. A model must learn to ignore it, which few prognosis labels make hard: the setting in
+  which a related auxiliary task helps (see docs/worlds.md).
 * ``label_noise > 0``: each ``prognosis`` label is flipped with this probability (symmetric label
   noise); the clean label is kept in ``prognosis_clean``.
 
@@ -87,6 +91,7 @@ class SyntheticCXRConfig:
     haze_per_point: float = 0.03
     image_noise: float = 0.03
     heart_size_sd: float = 0.0
+    exposure_sd: float = 0.0
     label_noise: float = 0.0
     seed: int = 0
 
@@ -99,6 +104,8 @@ class SyntheticCXRConfig:
             raise ValueError(f"label_noise is a flip probability in [0, 0.5], got {self.label_noise}.")
         if self.heart_size_sd < 0:
             raise ValueError(f"heart_size_sd must be >= 0, got {self.heart_size_sd}.")
+        if self.exposure_sd < 0:
+            raise ValueError(f"exposure_sd must be >= 0, got {self.exposure_sd}.")
 
 
 @dataclass
@@ -228,6 +235,10 @@ def make_synthetic_cxr(config: SyntheticCXRConfig | None = None, **overrides) ->
     if cfg.label_noise > 0:
         observed = flip_labels(prognosis, cfg.label_noise, np.random.default_rng([cfg.seed, 2])).astype(int)
 
+    exposure = np.ones(n_pat * k)
+    if cfg.exposure_sd > 0:
+        exposure = np.exp(cfg.exposure_sd * np.random.default_rng([cfg.seed, 3]).normal(size=n_pat * k))
+
     ax = (np.arange(cfg.size, dtype=np.float32) + 0.5) / cfg.size
     xx, yy = np.meshgrid(ax, ax)
     n = n_pat * k
@@ -239,6 +250,8 @@ def make_synthetic_cxr(config: SyntheticCXRConfig | None = None, **overrides) ->
         for r in range(k):
             i = p * k + r
             images[i, 0], lung[i], opac[i] = _draw_one(rng, zones[p], cfg, xx, yy, float(heart_size[p]))
+            if cfg.exposure_sd > 0:
+                images[i, 0] = np.clip(images[i, 0] * exposure[i], 0, 1)
             rows.append(
                 {
                     "sample_id": f"syn{cfg.seed}-{p:05d}-{r}",
