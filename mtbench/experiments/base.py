@@ -120,6 +120,7 @@ def tables_aggregate(heading: str, name: str, caption: str, extra: Callable[[Any
     aggregate.__doc__ = f"``results.csv``, ``{name}.csv``; the tables as text."
     return aggregate
 
+
 @dataclass
 class UnitResult:
     """What one unit produced: test ``predictions`` (a Predictions table, or ``None``), training
