@@ -46,9 +46,6 @@ def class_balanced_sampler(labels, num_samples: int | None = None, seed: int = 0
     >>> round(float(s.weights[90] / s.weights[0]), 1)  # a positive is 9x as likely as a negative
     9.0
     """
-    import torch
-    from torch.utils.data import WeightedRandomSampler
-
     y = np.asarray(labels, dtype=float)
     if y.ndim != 1 or len(y) == 0:
         raise ValueError(f"labels must be a non-empty 1D sequence, got shape {y.shape}.")
@@ -59,9 +56,7 @@ def class_balanced_sampler(labels, num_samples: int | None = None, seed: int = 0
     w = np.empty(len(y), dtype=float)
     w[present] = 1.0 / counts[inverse]
     w[~present] = w[present].mean()
-    g = torch.Generator()
-    g.manual_seed(int(seed))
-    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(y), replacement=replacement, generator=g)
+    return _weighted_sampler(w, num_samples, seed, replacement)
 
 
 def labelled_share_sampler(labels, share: float, num_samples: int | None = None, seed: int = 0):
@@ -77,9 +72,6 @@ def labelled_share_sampler(labels, share: float, num_samples: int | None = None,
     >>> round(float(s.weights[:2].sum() / s.weights.sum()), 2)
     0.5
     """
-    import torch
-    from torch.utils.data import WeightedRandomSampler
-
     y = np.asarray(labels, dtype=float)
     if not 0.0 < share < 1.0:
         raise ValueError(f"share is a fraction in (0, 1), got {share}.")
@@ -87,6 +79,15 @@ def labelled_share_sampler(labels, share: float, num_samples: int | None = None,
     if not present.any() or present.all():
         raise ValueError(f"labelled_share_sampler needs both labelled and unlabelled rows; got {int(present.sum())} of {len(y)} labelled.")
     w = np.where(present, share / present.sum(), (1.0 - share) / (~present).sum())
+    return _weighted_sampler(w, num_samples, seed, replacement=True)
+
+
+def _weighted_sampler(weights: np.ndarray, num_samples: int | None, seed: int, replacement: bool):
+    """A seeded ``WeightedRandomSampler`` over ``weights`` (``num_samples`` default: one per row)."""
+    import torch
+    from torch.utils.data import WeightedRandomSampler
+
     g = torch.Generator()
     g.manual_seed(int(seed))
-    return WeightedRandomSampler(torch.as_tensor(w, dtype=torch.double), num_samples or len(y), replacement=True, generator=g)
+    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), num_samples or len(weights),
+                                 replacement=replacement, generator=g)
