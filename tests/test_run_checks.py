@@ -164,10 +164,10 @@ def test_deleted_images_are_counted_in_fingerprint_and_sources(cohen_copy):
 
     before = cohen_covid.load_manifest(cohen_copy)
     base_missing = data_fingerprint(before)["data"]["missing_files"]
-    for p in sorted(before["path"])[:6]:
+    for p in sorted(before.table["path"])[:6]:
         (cohen_copy / "covid-chestxray-dataset" / "images" / p.split("/")[-1]).unlink()
     after = cohen_covid.load_manifest(cohen_copy)
-    assert len(after) == len(before) - 6  # the loader skips them ...
+    assert len(after.table) == len(before.table) - 6  # the loader skips them ...
     assert data_fingerprint(after)["data"]["missing_files"] == base_missing + 6  # ... and the fingerprint says so
     src = manifest_sources(after, {"data": {"source": "cohen"}})[0]
     assert src["kind"] == "real" and src["root"] == str(cohen_copy)
@@ -209,7 +209,7 @@ def test_validate_split_file_drops_no_row(shared_data, tmp_path):
     from mtbench.data.sources import cohen_covid
     from mtbench.data.validate import validate_dataset
 
-    ids = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")["sample_id"].tolist()
+    ids = cohen_covid.load_manifest(shared_data / "cohen-covid-mini").table["sample_id"].tolist()
     sp = pd.DataFrame({"sample_id": ids[:-3] + [ids[0]], "split": ["train"] * (len(ids) - 3) + ["train"]})
     sp.to_csv(tmp_path / "splits.csv", index=False)
     rep = validate_dataset("cohen_covid", root=shared_data / "cohen-covid-mini", read_files=False, hash_files=False,

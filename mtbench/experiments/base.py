@@ -197,13 +197,16 @@ def unit_label(unit: Mapping[str, Any]) -> str:
     return "/".join([str(items[0][1])] + [f"{k}{v}" for k, v in items[1:]])
 
 
-def splits_table(manifest: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The split and fold assignment of every sample (what ``splits.csv`` holds)."""
+def splits_table(manifest) -> pd.DataFrame:
+    """The split and fold assignment of every sample (what ``splits.csv`` holds) of a table, a
+    :class:`~mtbench.data.report.Manifest` or a ``{name: either}`` dict (a ``dataset`` column)."""
+    from mtbench.data.report import as_manifests
+
     if isinstance(manifest, Mapping):
-        parts = [splits_table(df).assign(dataset=name) for name, df in manifest.items()]
+        parts = [splits_table(m.table).assign(dataset=name) for name, m in as_manifests(manifest).items()]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    cols = [c for c in ("sample_id", "patient_id", "split", "fold") if c in manifest.columns]
-    return manifest[cols].reset_index(drop=True)
+    table = manifest if isinstance(manifest, pd.DataFrame) else manifest.table
+    return table[[c for c in ("sample_id", "patient_id", "split", "fold") if c in table.columns]].reset_index(drop=True)
 
 
 class Experiment:

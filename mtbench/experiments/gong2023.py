@@ -46,7 +46,7 @@ import pandas as pd
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM_ICH
-from mtbench.experiments.ich_common import (ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows,
+from mtbench.experiments.ich_common import (ICHData, freeze_encoder, ich_manifest, load_ich_data, make_datasets, split_rows,
                                              train_augmentation)
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -280,5 +280,6 @@ class Gong2023Result(ExperimentResult):
 aggregate = tables_aggregate("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:",
                              "bland_altman", "Bland-Altman (pred - true, mL):", Gong2023Result.agreement)
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks())
+                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks(),
+                        manifest=ich_manifest)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

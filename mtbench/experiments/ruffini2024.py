@@ -378,7 +378,7 @@ def aggregate(result: RuffiniResult, run_dir: Path) -> str:
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda data: {"prognosis": data.prognosis, "severity": data.severity},
+                        aggregate=aggregate, manifest=TwoDatasets.manifests,
                         result_cls=RuffiniResult, load_upstream=load_upstream, tasks=lambda cfg: make_tasks(cfg["severity"]["structure"], cfg["loss"]["mode"]))
 run_unit, report, load_result = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
 data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

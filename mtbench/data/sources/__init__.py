@@ -1,10 +1,12 @@
-"""Source adapters: one module per public data set, each returning a Manifest.
+"""Source adapters: one module per public data set, each returning a
+:class:`~mtbench.data.report.Manifest` ``(table, report)``.
 
-A Manifest is a pandas DataFrame with one row per image: ``sample_id`` (unique), ``patient_id``
+``table`` is a pandas DataFrame with one row per image: ``sample_id`` (unique), ``patient_id``
 (what splits group by), the path or key of the image, and one column per label (NaN where the
-label is missing). Every source module defines ``NAME``, ``DESCRIPTION`` and
-``load_manifest(root=None, **options) -> DataFrame``; register it in :data:`SOURCES` (lazily, by
-module path, so listing data sets imports no adapter until one is used).
+label is missing); ``report`` is the :class:`~mtbench.data.report.Report` of what the adapter
+counted (``report.counts``) and skipped (``report.problems``). Every source module defines
+``NAME``, ``DESCRIPTION`` and ``load_manifest(root=None, **options) -> Manifest``; register it in
+:data:`SOURCES` (lazily, by module path, so listing data sets imports no adapter until one is used).
 """
 
 from __future__ import annotations
