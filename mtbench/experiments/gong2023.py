@@ -38,12 +38,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, tables_aggregate
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM_ICH
 from mtbench.experiments.ich_common import (ICHData, freeze_encoder, ich_manifest, load_ich_data, make_datasets, split_rows,
@@ -129,6 +129,20 @@ class Prepared:
     data: ICHData
     table: pd.DataFrame  # with split, volume_z
     stats: dict[str, float]
+
+
+def seed_metric_table(results: pd.DataFrame, index: Sequence[str], order: Sequence[str], wanted: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """``value [ci_low, ci_high]`` per ``index`` group (e.g. arm, seed) for each ``(task, metric)``;
+    groups in ``order`` of their first key."""
+    rows = []
+    for keys, part in results.groupby(list(index), sort=False):
+        row = dict(zip(index, keys))
+        for task, metric in wanted:
+            hit = part[(part["task"] == task) & (part["metric"] == metric)]
+            row[f"{task}.{metric}"] = "" if hit.empty else cell_text(hit["value"].iloc[0], hit["ci_low"].iloc[0], hit["ci_high"].iloc[0])
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index(list(index))
+    return out.loc[[a for a in order if a in out.index.get_level_values(0)]]
 
 
 def _fwd(v, transform: str):
