@@ -144,6 +144,19 @@ def test_run_folder_holds_figures(tmp_path):
             assert im.size[0] > 200 and im.size[1] > 200, name
 
 
+def test_learning_curves_compare_arms_on_the_tasks_they_share():
+    from mtbench.plots import history_columns
+
+    single = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_loss.p": [1.0, 0.5],
+                           "val_loss": [1.1, 0.9], "val_loss.p": [1.1, 0.9]})
+    multi = single.assign(**{"train_loss.s": [2.0, 1.0], "val_loss.s": [2.0, 1.5], "train_loss": [3.0, 1.5]})
+    # the multi-task total (p + s) is not comparable with the single-task one: each shared task once
+    assert history_columns({"st/seed0": single, "mt/seed0": multi}) == ["train_loss.p", "val_loss.p"]
+    assert history_columns({"mt/seed0": multi}) == ["train_loss.p", "train_loss.s", "val_loss.p", "val_loss.s"]
+    other = pd.DataFrame({"epoch": [1], "train_loss": [1.0], "train_loss.q": [1.0]})
+    assert history_columns({"st/seed0": single, "q/seed0": other}) == ["train_loss", "val_loss"]
+
+
 # ------------------------------------------------------------------ real data: missing images
 @pytest.fixture
 def cohen_copy(shared_data, tmp_path):

@@ -296,24 +296,9 @@ def train_unit(
 
 
 def aggregate(result: QuickstartResult, run_dir: Path) -> str:
-    """``results.csv``, learning curves and the arms' comparison; the table as text."""
-    import matplotlib.pyplot as plt
-
-    from mtbench.plots import plot_learning_curves, plot_metric_comparison
-
+    """``results.csv``; the table as text. The figures are those of every run folder
+    (``fig_metrics.png``, ``fig_learning_curves.png``: prognosis losses per arm, ``fig_roc.png``)."""
     result.results.to_csv(run_dir / "results.csv", index=False)
-    curves = {k: h.drop(columns="best_epoch") for k, h in result.histories.items()}
-    main = main_task(result.config)
-    fig = plot_learning_curves(curves, (f"train_loss.{main}", f"val_loss.{main}",
-                                        f"val.{main}.{task_set(result.config)[main].primary_metric}"),
-                               best_epochs=result.best_epochs)
-    fig.savefig(run_dir / "learning_curves.png", dpi=110)
-    plt.close(fig)
-    first = result.results[result.results["seed"] == result.results["seed"].min()]
-    shown = [m for m in ("auc", "balanced_accuracy", "f1", "mae", "pearson_r") if m in set(first.loc[first["task"] == main, "metric"])]
-    fig = plot_metric_comparison(first, shown, main)
-    fig.savefig(run_dir / "comparison.png", dpi=110)
-    plt.close(fig)
     return result.table().to_string()
 
 
