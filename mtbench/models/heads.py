@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import nn
 
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -119,8 +119,4 @@ def create_head(name: str, in_features: int, out_features: int, **kwargs) -> nn.
     ``dropout`` defaults to 0.5 for H1/H2 (the paper's value). Unknown names raise ``ValueError``
     with the close matches.
     """
-    try:
-        factory = HEADS.get(name)
-    except RegistryError as err:
-        raise ValueError(str(err)) from None
-    return factory(in_features, out_features, **kwargs)
+    return HEADS.lookup(name)(in_features, out_features, **kwargs)

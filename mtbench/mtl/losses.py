@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 from mtbench.tasks import Task, ordinal_encode
 
 LossFn = Callable[..., torch.Tensor]
@@ -33,10 +33,7 @@ def list_losses() -> list[str]:
 
 
 def get_loss(name: str) -> LossFn:
-    try:
-        return LOSSES.get(name)
-    except RegistryError as err:  # ValueError, as before; the text suggests the near names
-        raise ValueError(str(err)) from None
+    return LOSSES.lookup(name)
 
 
 def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

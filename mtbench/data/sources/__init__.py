@@ -28,10 +28,7 @@ def list_datasets() -> dict[str, str]:
 
 def get_source(name: str) -> ModuleType:
     """The adapter module of data set ``name`` (an unknown name raises with the close ones)."""
-    try:
-        return SOURCES.get(name)
-    except KeyError as err:
-        raise ValueError(str(err)) from None
+    return SOURCES.lookup(name)
 _SOURCES = SOURCES  # the name tests/test_data_cards.py reads
 
 
