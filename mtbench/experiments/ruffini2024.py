@@ -41,7 +41,6 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
-import pandas as pd
 import torch
 
 from mtbench.data import MultiTaskDataset
