@@ -71,7 +71,7 @@ def test_backbone_sweep_config():
     full = get_experiment("ruffini2024_backbones").default_config("full")
     assert full["model"]["backbones"] == list(R.PAPER_BACKBONES) and full["protocol"]["n_folds"] == 5
     t = full["train"]
-    assert (t["lr"], t["weight_decay"], t["batch_size"], t["patience"], t["min_epochs"]) == (1e-3, 1e-5, 128, 65, 40)
+    assert (t["lr"], t["weight_decay"], t["batch_size"], t["patience"], t["warmup_epochs"]) == (1e-3, 1e-5, 128, 65, 40)
     assert t["monitor_prognosis"] == "loss.prognosis" and t["optimizer"] == "adam" and t["scheduler"] == "plateau"
     smoke = get_experiment("ruffini2024_backbones").default_config("smoke")
     assert smoke["model"]["backbones"] == list(R.SMALL_BACKBONES) and smoke["data"]["source"] == "cohen"

@@ -1,9 +1,100 @@
-"""Ruffini et al. 2024: full-profile defaults that follow the original code (issue 15)."""
+"""Ruffini et al. 2024: full-profile defaults and options that follow the original code (issue 15).
 
-from mtbench.experiments.ruffini2024 import default_config
+Each test checks one behaviour of the original (see mtbench/references/protocols/ruffini2024.yaml)
+on a tiny hand-made case; the smoke profile stays as it was (notebook 05 asserts on it).
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from mtbench import MultiTaskLoss, Task, create_model
+from mtbench.data import MultiTaskDataset, make_synthetic_cxr
+from mtbench.experiments.ruffini2024 import default_config, plateau_factor
+from mtbench.train import TrainConfig, fit, make_loader, seed_everything
 
 
 def test_val_fraction_follows_original_3_1_1_split():
     # The original splits train/val/test 3/1/1: one of the four non-test folds validates.
     assert default_config("full")["data"]["val_fraction"] == 0.25
     assert default_config("smoke")["data"]["val_fraction"] == 0.2  # smoke profile unchanged
+
+
+# --------------------------------------------------------------------------- training options
+def test_plateau_factor_per_arm():
+    full, smoke = default_config("full")["train"], default_config("smoke")["train"]
+    assert [plateau_factor(full["plateau_factor"], a) for a in ("mdmt", "stl_severity", "stl_prognosis")] == [0.65, 0.65, 0.75]
+    assert plateau_factor(smoke["plateau_factor"], "mdmt") == 0.75  # smoke: one factor, as before
+    assert (full["scheduler_monitor"], full["plateau_min_lr"], full["warmup_epochs"]) == ("loss", 1e-8, 40)
+    assert (smoke["scheduler_monitor"], smoke["plateau_min_lr"], smoke["warmup_epochs"]) == (None, 0.0, 0)
+    with pytest.raises(ValueError, match="no factor for arm 'ft'"):
+        plateau_factor({"mdmt": 0.65}, "ft")
+
+
+TASKS = [Task("prognosis", "binary"), Task("severity", "regression")]
+
+
+@pytest.fixture(scope="module")
+def loaders():
+    d = make_synthetic_cxr(n_patients=48, size=32, seed=5)
+    t = d.table.copy()
+    t["prognosis"] = t["prognosis"].astype(float)
+    t["severity"] = (t["severity"] - t["severity"].mean()) / t["severity"].std()
+    return {name: make_loader(MultiTaskDataset(t.iloc[idx], TASKS, d.images[idx]), batch_size=16, shuffle=name == "train")
+            for name, idx in {"train": slice(0, 32), "val": slice(32, 48)}.items()}
+
+
+def _fit(loaders, **kw):
+    seed_everything(0)
+    model = create_model("convnet", TASKS, in_chans=1, backbone_kwargs={"channels": (4, 8)})
+    cfg = dict(epochs=4, lr=1e-2, monitor="loss.prognosis", progress=False, seed=0)
+    return fit(model, loaders["train"], loaders["val"], TASKS, MultiTaskLoss(TASKS), **{**cfg, **kw})
+
+
+def test_warmup_epochs_are_never_selected(loaders, monkeypatch):
+    import mtbench.train.loop as loop
+
+    scores = [0.1, 0.2, 0.9, 0.8, 0.85, 0.95, 0.97, 0.99]  # validation losses scripted per epoch
+
+    def run(**kw):
+        it = iter(scores)
+        monkeypatch.setattr(loop, "monitor_value", lambda *a, **k: next(it))
+        return _fit(loaders, **{"epochs": 8, **kw})
+
+    assert run().best_epoch == 1
+    assert run(warmup_epochs=2).best_epoch == 4  # epochs 1-2 never count: the best of 3..8
+    stop = run(patience=1)
+    assert stop.stopped_early and len(stop.history) == 2
+    stop = run(warmup_epochs=2, patience=1)  # patience counts only after the warm-up
+    assert stop.stopped_early and len(stop.history) == 5 and stop.best_epoch == 4
+    assert run(warmup_epochs=10, epochs=2).best_epoch == 2  # a run ending inside the warm-up keeps its last epoch
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        TrainConfig(warmup_epochs=-1)
+
+
+def test_scheduler_watches_its_own_quantity(loaders, monkeypatch):
+    import mtbench.train.loop as loop
+
+    fed = []
+    real = loop.step_scheduler
+    monkeypatch.setattr(loop, "step_scheduler", lambda sch, score, best: (fed.append(score), real(sch, score, best)))
+    res = _fit(loaders, scheduler="plateau", scheduler_monitor="loss", epochs=2)
+    assert fed == pytest.approx(res.history["val_loss"].tolist())  # the total, while selection watches prognosis
+    assert res.history["val_loss"].tolist() != pytest.approx(res.history["val_loss.prognosis"].tolist())
+    fed.clear()
+    res = _fit(loaders, scheduler="plateau", epochs=2)
+    assert fed == pytest.approx(res.history["val_loss.prognosis"].tolist())  # default: the selection quantity
+    assert TrainConfig(monitor="loss.prognosis", scheduler_monitor="prognosis.auc").scheduler_mode() == "max"
+    assert TrainConfig(monitor="prognosis.auc", scheduler_monitor="loss").scheduler_mode() == "min"
+    with pytest.raises(ValueError, match="no task 'nope'"):
+        _fit(loaders, scheduler="plateau", scheduler_monitor="loss.nope")
+
+
+def test_plateau_min_lr_is_the_floor():
+    from mtbench.train.optim import make_scheduler, step_scheduler
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    sch = make_scheduler(opt, TrainConfig(scheduler="plateau", plateau_factor=0.1, plateau_patience=0, plateau_min_lr=1e-5))
+    for _ in range(5):
+        step_scheduler(sch, 1.0, 1.0)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)

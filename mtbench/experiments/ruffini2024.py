@@ -91,6 +91,9 @@ SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
 STRUCTURES = ("global", "lung", "regression")
 LOSS_MODES = ("masked_mean", "reference")
 
+#: ReduceLROnPlateau factor per arm in the original configs (FT: no original code; a tau1 run, so 0.75).
+PLATEAU_FACTORS = {"stl_prognosis": 0.75, "stl_severity": 0.65, "ft": 0.75, "mdmt": 0.65}
+
 DEFAULT_ARMS = {
     "stl_prognosis": {"datasets": ["prognosis"], "tasks": ["prognosis"]},
     "stl_severity": {"datasets": ["severity"], "tasks": ["severity"]},
@@ -143,11 +146,16 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "weight_decay": 1e-5,
             "optimizer": "adam",
             "scheduler": "plateau",
-            # ReduceLROnPlateau settings of the original code's configuration (factor 0.75, patience 15).
-            "plateau_factor": 0.75,
+            # ReduceLROnPlateau as the original code: factor per arm (0.65 MDMT and STL tau2, 0.75 STL
+            # tau1; FT, which the original has no code for, trains on tau1 and takes 0.75), patience 15,
+            # floor 1e-8, stepped on the total validation loss. A number sets one factor for every arm.
+            "plateau_factor": by_profile(0.75, dict(PLATEAU_FACTORS), p),
             "plateau_patience": by_profile(3, 15, p),
+            "plateau_min_lr": by_profile(0.0, 1e-8, p),
+            "scheduler_monitor": by_profile(None, "loss", p),
             "patience": by_profile(None, 65, p),
-            "min_epochs": by_profile(0, 40, p),
+            # Selection and patience start after the warm-up (the original: 40 epochs).
+            "warmup_epochs": by_profile(0, 40, p),
             "monitor_prognosis": "loss.prognosis",
             # Optimiser steps per arm (None: ``epochs`` each). Smoke: one budget for all arms, so
             # MDMT (two data sets per epoch) does not get more steps than STL (one).
@@ -243,6 +251,16 @@ def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[st
 
 
 # --------------------------------------------------------------------------------- run
+def plateau_factor(setting: float | Mapping[str, float], arm: str) -> float:
+    """The arm's ReduceLROnPlateau factor: ``train.plateau_factor`` is one number or ``{arm: factor}``."""
+    if isinstance(setting, Mapping):
+        if arm not in setting:
+            raise ValueError(f"train.plateau_factor has no factor for arm {arm!r} (it has {sorted(setting)}); "
+                             "give one per arm or a single number.")
+        return float(setting[arm])
+    return float(setting)
+
+
 def _dataset(table, tasks, images, structure):
     cols = label_columns(structure)
     return MultiTaskDataset(table, tasks, images, label_columns={t.name: cols[t.name] for t in tasks},
@@ -284,6 +302,7 @@ def _train_arm(
     batch_size = int(tcfg.pop("batch_size"))
     num_workers = int(tcfg.pop("num_workers", 0))
     monitor_prog = tcfg.pop("monitor_prognosis")
+    tcfg["plateau_factor"] = plateau_factor(tcfg.get("plateau_factor", 0.5), arm)
     seed = int(cfg["seed"])
     val_fraction = float(cfg["data"]["val_fraction"])
     tables = {"prognosis": data.prognosis, "severity": data.severity}
