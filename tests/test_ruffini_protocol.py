@@ -98,3 +98,24 @@ def test_plateau_min_lr_is_the_floor():
     for _ in range(5):
         step_scheduler(sch, 1.0, 1.0)
     assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)
+
+
+# --------------------------------------------------------------------------- aggregation
+def test_summary_pools_folds_by_default():
+    """A big fold (8 images, accuracy 0.5) and a small one (2 images, 1.0): pooled 6/10 = 0.6, fold mean 0.75."""
+    import pandas as pd
+
+    from mtbench.experiments.ruffini2024 import RuffiniResult
+
+    rows = [dict(backbone=bb, arm="mdmt", fold=f, task="prognosis", metric="accuracy", value=v, n=n)
+            for bb in ("a", "b") for f, v, n in (("0", 0.5, 8), ("1", 1.0, 2), ("pooled", 0.6, 10))]
+    rows[-1]["value"] = 0.7  # backbone b pools differently: the summary averages the two backbones
+    cfg = default_config("full")
+    assert cfg["report"]["aggregation"] == default_config("smoke")["report"]["aggregation"] == "pooled"
+    res = RuffiniResult(pd.DataFrame(rows), {}, {}, {}, cfg)
+    assert res.averages(("accuracy",)).loc["mdmt", "accuracy"] == pytest.approx(65.0)  # (60 + 70) / 2
+    assert res.averages(("accuracy",), aggregation="fold_mean").loc["mdmt", "accuracy"] == pytest.approx(75.0)
+    res.config = {**cfg, "report": {"aggregation": "fold_mean"}}
+    assert res.averages(("accuracy",)).loc["mdmt", "accuracy"] == pytest.approx(75.0)
+    with pytest.raises(ValueError, match="view must be one of"):
+        res.averages(("accuracy",), aggregation="median")

@@ -98,10 +98,23 @@ class RuffiniResult:
         cols = [c for c in metrics if c in out.columns]
         return out[cols].join(fm[[f"{c} (folds)" for c in cols if f"{c} (folds)" in fm.columns]])
 
-    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted")) -> pd.DataFrame:
-        """Our fold-mean prognosis metrics (percent) averaged over backbones, per arm (the paper's summary)."""
-        m = self.metrics[(self.metrics["task"] == "prognosis") & (self.metrics["fold"] != "pooled") & self.metrics["metric"].isin(metrics)]
-        per_bb = m.groupby(["backbone", "arm", "metric"])["value"].mean().reset_index()
+    @property
+    def aggregation(self) -> str:
+        """``report.aggregation`` of the run's configuration: ``pooled`` (default) or ``fold_mean``."""
+        return (self.config.get("report") or {}).get("aggregation", "pooled")
+
+    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted"), aggregation: str | None = None) -> pd.DataFrame:
+        """Our prognosis metrics (percent) averaged over backbones, per arm (the paper's summary).
+
+        ``aggregation`` (default ``report.aggregation``): ``pooled``, each backbone's metric on its
+        test predictions pooled over folds (the authors' way), or ``fold_mean``, the mean of its
+        per-fold values (:func:`mtbench.aggregation.summarise`).
+        """
+        from mtbench.aggregation import summarise
+
+        m = self.metrics[(self.metrics["task"] == "prognosis") & self.metrics["metric"].isin(metrics)]
+        m = m[["backbone", "arm", "fold", "task", "metric", "value"]]
+        per_bb = summarise(m, aggregation or self.aggregation)
         avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
         return avg[[c for c in metrics if c in avg.columns]]
 
@@ -132,10 +145,11 @@ class RuffiniResult:
         b = b.loc[a.index]
         return delong_test(a[f"{task}.target"].astype(int), a[f"{task}.prob"], b[f"{task}.prob"])
 
-    def compare_with_paper(self, drop_degenerate: bool = False) -> pd.DataFrame:
-        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol; arms
-        with degenerate results are marked (column ``degenerate``) or, with ``drop_degenerate``, dropped."""
-        return compare_with_paper(self.averages(), self.config["protocol"]["name"],
+    def compare_with_paper(self, drop_degenerate: bool = False, aggregation: str | None = None) -> pd.DataFrame:
+        """Our averages (:meth:`averages`, ``aggregation`` as there) beside the published ones
+        (:mod:`mtbench.references`), same protocol; arms with degenerate results are marked (column
+        ``degenerate``) or, with ``drop_degenerate``, dropped."""
+        return compare_with_paper(self.averages(aggregation=aggregation), self.config["protocol"]["name"],
                                   flags=self.degenerate_flags(), drop_degenerate=drop_degenerate)
 
 
