@@ -119,3 +119,42 @@ def test_summary_pools_folds_by_default():
     assert res.averages(("accuracy",)).loc["mdmt", "accuracy"] == pytest.approx(75.0)
     with pytest.raises(ValueError, match="view must be one of"):
         res.averages(("accuracy",), aggregation="median")
+
+
+# --------------------------------------------------------------------------- heads and losses
+def test_reference_heads_and_losses_per_arm():
+    """loss.mode = reference (the full default) builds each arm as the original code."""
+    from torch import nn
+
+    from mtbench.experiments.ruffini2024 import _arm_tasks, build_model
+
+    cfg = default_config("smoke")
+    assert cfg["loss"]["mode"] == "masked_mean" and default_config("full")["loss"]["mode"] == "reference"
+    cfg["loss"]["mode"] = "reference"
+    losses = {arm: {t.name: t.loss for t in _arm_tasks(cfg, arm)} for arm in cfg["arms"]}
+    assert losses == {"stl_prognosis": {"prognosis": "softmax_bce"}, "stl_severity": {"severity": "ce"},
+                      "ft": {"prognosis": "softmax_bce"}, "mdmt": {"prognosis": "onehot_mse", "severity": "ce"}}
+
+    def layers(arm, task):
+        head = build_model("convnet", _arm_tasks(cfg, arm), cfg, arm).heads[task]
+        leaves = [m for m in head.modules() if not list(m.children())]
+        return [f"Linear({m.in_features},{m.out_features})" if isinstance(m, nn.Linear) else
+                f"Dropout({m.p})" if isinstance(m, nn.Dropout) else type(m).__name__ for m in leaves]
+
+    f = 64  # the smoke convnet's feature width
+    assert layers("stl_prognosis", "prognosis") == ["Dropout(0.5)", f"Linear({f},2)"]
+    assert layers("mdmt", "prognosis") == [f"Linear({f},128)", "ReLU", "Dropout(0.5)", "Linear(128,32)", "ReLU",
+                                           "Dropout(0.5)", "Linear(32,2)"]
+    assert layers("mdmt", "severity") == layers("stl_severity", "severity") == ["ReLU", "Dropout(0.5)", f"Linear({f},4)"]
+    mdmt = build_model("convnet", _arm_tasks(cfg, "mdmt"), cfg, "mdmt")
+    assert all(torch.all(m.bias == 0.01) for m in mdmt.heads["prognosis"].modules() if isinstance(m, nn.Linear))  # H1: biases 0.01
+
+
+def test_softmax_bce_by_hand():
+    """logits (0, ln 3): softmax (1/4, 3/4); target class 1: BCE entries -log(3/4) twice, mean log(4/3)."""
+    from mtbench.mtl.losses import get_loss
+
+    task = Task("prognosis", "multiclass", num_classes=2, loss="softmax_bce")
+    out = torch.tensor([[0.0, float(np.log(3.0))], [0.0, 0.0]])
+    got = get_loss("softmax_bce")(out, torch.tensor([1, 0]), task)
+    assert got.tolist() == pytest.approx([np.log(4 / 3), np.log(2.0)], rel=1e-6)

@@ -18,10 +18,10 @@ Arms (their dependencies are part of the configuration, resolved in order by :fu
 Severity structures (``severity.structure``): ``global`` (score 0-18 binned <=4, 5-9, 10-14, >=15:
 one 4-class head), ``lung`` (per-lung 4-class heads), ``regression`` (six zone scores).
 
-Loss modes (``loss.mode``): ``masked_mean`` (default; each task averaged over the samples carrying
-its label; prognosis a one-logit BCE, classes CE) and ``reference`` (as the original code: masked
-entries still count in the batch mean, every classification head an MSE of raw logits against the
-one-hot target).
+Loss modes (``loss.mode``): ``masked_mean`` (smoke default; each task averaged over the samples
+carrying its label; prognosis a one-logit BCE, classes CE, every head ``model.head``) and
+``reference`` (full default: the heads and losses of the original code, :func:`reference_head`;
+masked entries still count in the batch mean).
 
 Protocols: ``cv`` (patient-grouped stratified k-fold, 5 in the paper) and ``loco`` (leave one
 center out). Metrics: accuracy, weighted F1, weighted G-mean and AUC for prognosis, per fold and
@@ -37,6 +37,7 @@ always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both da
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -138,7 +139,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "in_chans": by_profile(1, 3, p),
         },
         "severity": {"structure": "global"},
-        "loss": {"mode": "masked_mean"},
+        "loss": {"mode": by_profile("masked_mean", "reference", p)},
         "train": {
             "epochs": by_profile(12, 300, p),
             "batch_size": by_profile(32, 128, p),
@@ -177,6 +178,20 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- tasks
+def reference_head(spec: Mapping[str, Any], task: str) -> tuple[str, str]:
+    """``(head, loss)`` of ``task`` in an arm as the original code builds it (``loss.mode = "reference"``).
+
+    A prognosis-only arm (STL tau1; FT, which has no original code, is built the same way) is the
+    original's single-task model: Dropout + Linear(F, 2), softmax and BCE. An arm with both tasks
+    (MDMT) has the H1 MLP with MSE on the two raw logits. Brixia class heads (global, per lung) are
+    ReLU + Dropout + Linear(F, 4) with cross-entropy, as in both the single- and multi-task models;
+    the zone regression head is the H1 MLP with MSE.
+    """
+    if task == "prognosis":
+        return ("dropout_linear", "softmax_bce") if list(spec["tasks"]) == ["prognosis"] else ("H1", "onehot_mse")
+    return ("H1", "mse") if task == "zones" else ("relu_dropout_linear", "ce")
+
+
 def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dict[str, list[Task]]:
     """``{"prognosis": [Task], "severity": [Task, ...]}`` for a severity structure and loss mode."""
     if structure not in STRUCTURES:
@@ -187,11 +202,11 @@ def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dic
     cls_metrics = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
     if ref:
         prognosis = Task("prognosis", "multiclass", num_classes=2, class_names=("mild", "severe"), loss="onehot_mse",
-                         metrics=PROGNOSIS_METRICS, description="mild vs severe; MSE on raw logits vs one-hot (original code)")
+                         metrics=PROGNOSIS_METRICS, description="mild vs severe; two logits (original code: MSE in MDMT, softmax BCE alone)")
     else:
         prognosis = Task("prognosis", "binary", class_names=("mild", "severe"), metrics=PROGNOSIS_METRICS,
                          description="mild vs severe")
-    four = dict(kind="multiclass", num_classes=4, loss="onehot_mse" if ref else "ce", metrics=cls_metrics + ("qwk",))
+    four = dict(kind="multiclass", num_classes=4, loss="ce", metrics=cls_metrics + ("qwk",))
     if structure == "global":
         severity = [Task("severity", class_names=("<=4", "5-9", "10-14", ">=15"), description="Brixia global score, binned", **four)]
     elif structure == "lung":
@@ -222,14 +237,18 @@ def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
 
 
 # -------------------------------------------------------------------------------- arms
-def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
-    """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
+def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any], arm: str | None = None) -> MultiTaskModel:
+    """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads:
+    ``model.head`` for every task, or with ``loss.mode = "reference"`` and an ``arm`` the original's
+    head of each task in that arm (:func:`reference_head`)."""
     m = cfg["model"]
     pretrained = m.get("pretrained", False)
     name = PRETRAINED_TAGS.get(backbone, backbone) if pretrained is True else backbone
     kwargs = dict((m.get("backbone_kwargs") or {}).get(backbone, {}))
     bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
-    heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
+    ref = cfg["loss"]["mode"] == "reference" and arm is not None
+    heads = {t.name: create_head(reference_head(cfg["arms"][arm], t.name)[0] if ref else m["head"], bb.num_features,
+                                 t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
     return MultiTaskModel(bb, heads)
 
 
@@ -272,7 +291,8 @@ def _dataset(table, tasks, images, structure):
 
 def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[str, list[Task]]) -> list[Task]:
     """The arm's tasks that ``dataset`` labels (an arm training on a set must use one of its tasks)."""
-    own = [t for t in tasks if t in tasks_by_set[dataset]]
+    names = {t.name for t in tasks_by_set[dataset]}
+    own = [t for t in tasks if t.name in names]
     if not own:
         raise ValueError(f"Arm {arm!r} trains on data set {dataset!r} but has none of its tasks {[t.name for t in tasks_by_set[dataset]]}.")
     return own
@@ -289,8 +309,12 @@ def _fold_names(cfg: Mapping[str, Any], data: TwoDatasets | None = None) -> list
 
 
 def _arm_tasks(cfg: Mapping[str, Any], arm: str) -> list[Task]:
-    tasks_by_set = make_tasks(cfg["severity"]["structure"], cfg["loss"]["mode"])
-    return [t for group in cfg["arms"][arm]["tasks"] for t in tasks_by_set[group]]
+    """The arm's tasks; with ``loss.mode = "reference"`` each carries the original's loss for that arm."""
+    mode = cfg["loss"]["mode"]
+    tasks = [t for group in cfg["arms"][arm]["tasks"] for t in make_tasks(cfg["severity"]["structure"], mode)[group]]
+    if mode == "reference":
+        tasks = [dataclasses.replace(t, loss=reference_head(cfg["arms"][arm], t.name)[1]) for t in tasks]
+    return tasks
 
 
 def _train_arm(
@@ -321,9 +345,10 @@ def _train_arm(
                 for s in spec["datasets"] if len(split[s][part])}
         if part == "test":
             # Score every arm on both test sets for the tasks it has heads for.
-            sets = {s: _dataset(split[s]["test"], [t for t in tasks if t in tasks_by_set[s]],
+            names = {s: {t.name for t in tasks_by_set[s]} for s in tables}
+            sets = {s: _dataset(split[s]["test"], [t for t in tasks if t.name in names[s]],
                                 data.images[s][split[s]["test"].index.to_numpy()], structure)
-                    for s in tables if any(t in tasks_by_set[s] for t in tasks) and len(split[s]["test"])}
+                    for s in tables if any(t.name in names[s] for t in tasks) and len(split[s]["test"])}
         loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"),
                                     seed=seed, num_workers=num_workers)
     ratio = batch_dataset_ratio(loaders["train"]) if len(spec["datasets"]) > 1 else None
@@ -331,7 +356,7 @@ def _train_arm(
     if steps:  # the same optimiser-step budget for every arm, whatever its number of training images
         tcfg["epochs"] = max(1, math.ceil(int(steps) / len(loaders["train"])))
     seed_everything(seed)
-    model = build_model(backbone, tasks, cfg)
+    model = build_model(backbone, tasks, cfg, arm)
     init_arm(model, spec.get("init") or {}, trained)
     loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
     monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
@@ -385,7 +410,7 @@ def load_upstream(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Pat
     best = Path(unit_dir) / "best.pt"
     if not best.is_file():
         raise FileNotFoundError(f"A unit needs the finished arm {unit['arm']!r} ({best} is missing).")
-    model = build_model(unit["backbone"], _arm_tasks(cfg, unit["arm"]), cfg)
+    model = build_model(unit["backbone"], _arm_tasks(cfg, unit["arm"]), cfg, unit["arm"])
     model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
     return model
 
