@@ -158,3 +158,34 @@ def test_softmax_bce_by_hand():
     out = torch.tensor([[0.0, float(np.log(3.0))], [0.0, 0.0]])
     got = get_loss("softmax_bce")(out, torch.tensor([1, 0]), task)
     assert got.tolist() == pytest.approx([np.log(4 / 3), np.log(2.0)], rel=1e-6)
+
+
+# --------------------------------------------------------------------------- MDMT initialisation
+def test_mdmt_init_averages_parameters_and_keeps_fresh_batchnorm_statistics():
+    """The original averages named_parameters (beta 0.5), not buffers: the full profile's MDMT keeps the
+    new backbone's batch-norm statistics; the smoke profile averages them too (unchanged)."""
+    from mtbench.experiments.ruffini2024 import init_arm
+    from mtbench.models import MultiTaskModel, create_backbone, create_head
+
+    def model(fill):
+        bb = create_backbone("convnet", in_chans=1, channels=[4, 8])
+        m = MultiTaskModel(bb, {"prognosis": create_head("linear", bb.num_features, 1)})
+        with torch.no_grad():
+            for t in m.state_dict().values():
+                if t.is_floating_point():
+                    t.fill_(fill)
+        return m
+
+    a, b = model(1.0), model(3.0)
+    bn = [k for k, v in a.backbone.state_dict().items() if "running_" in k]
+    assert bn  # the backbone has batch-norm statistics to tell the two ways apart
+    spec = default_config("full")["arms"]["mdmt"]["init"]
+    assert spec == {"beta_average": ["stl_prognosis", "stl_severity"], "beta": 0.5, "heads": "fresh", "buffers": "fresh"}
+    assert default_config("smoke")["arms"]["mdmt"]["init"]["buffers"] == "average"
+    out = init_arm(model(7.0), {**spec, "beta_average": ["a", "b"]}, {"a": a, "b": b})
+    assert all(torch.all(p == 2.0) for p in out.backbone.parameters())  # 0.5 * 1 + 0.5 * 3
+    assert all(torch.all(out.backbone.state_dict()[k] == 7.0) for k in bn)  # the new model's own
+    out = init_arm(model(7.0), {**spec, "beta_average": ["a", "b"], "buffers": "average"}, {"a": a, "b": b})
+    assert all(torch.all(out.backbone.state_dict()[k] == 2.0) for k in bn)
+    with pytest.raises(ValueError, match="init.buffers"):
+        init_arm(model(7.0), {**spec, "beta_average": ["a", "b"], "buffers": "mean"}, {"a": a, "b": b})

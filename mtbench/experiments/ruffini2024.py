@@ -108,6 +108,13 @@ DEFAULT_ARMS = {
 
 
 # ------------------------------------------------------------------------------ config
+def _arms(profile: str) -> dict[str, Any]:
+    """:data:`DEFAULT_ARMS`; the full profile keeps MDMT's fresh batch-norm statistics, as the original."""
+    arms = copy.deepcopy(DEFAULT_ARMS)
+    arms["mdmt"]["init"]["buffers"] = by_profile("average", "fresh", profile)
+    return arms
+
+
 def default_config(profile: str | None = None) -> dict[str, Any]:
     """Settings for a profile. ``full``: the paper's protocol and hyper-parameters on its data."""
     p = profile or current_profile()
@@ -165,7 +172,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         # Decision threshold of the binary prognosis head, chosen on validation (mtbench.thresholds);
         # "fixed" is the original code's 0.5 (argmax of the softmax).
         "eval": {"threshold": "youden"},
-        "arms": copy.deepcopy(DEFAULT_ARMS),
+        "arms": _arms(p),
         "seed": 0,
         # CPU threads for torch during the run (None: leave as is). One thread is much faster than
         # two for these small models on a shared 2-core machine (no oversubscription).
@@ -256,12 +263,21 @@ def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[st
     """An arm's starting weights: ``backbone_from`` copies a trained backbone (FT); ``beta_average``
     sets the backbone to ``beta * first + (1 - beta) * second`` (MDMT). As in the original code the
     heads start fresh (the STL models' heads do not match MDMT's); ``heads: "copy"`` copies each
-    head from the first source model that has it."""
+    head from the first source model that has it. ``buffers``: ``"average"`` averages the batch-norm
+    statistics too; ``"fresh"`` (the original, which averages ``named_parameters`` only) keeps those
+    of the newly built (pretrained) backbone."""
     if "backbone_from" in init:
         model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
     if "beta_average" in init:
         a, b = (trained[x] for x in init["beta_average"])
-        model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), float(init.get("beta", 0.5))))
+        beta, buffers = float(init.get("beta", 0.5)), init.get("buffers", "average")
+        if buffers == "average":
+            model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), beta))
+        elif buffers == "fresh":  # the original averages parameters only; batch-norm statistics stay the new model's
+            avg = beta_average(dict(a.backbone.named_parameters()), dict(b.backbone.named_parameters()), beta)
+            model.backbone.load_state_dict(avg, strict=False)
+        else:
+            raise ValueError(f"init.buffers must be 'average' or 'fresh', got {buffers!r}.")
         if init.get("heads", "fresh") == "copy":
             for name, head in model.heads.items():
                 src = next((m for m in (a, b) if name in m.heads), None)
