@@ -189,3 +189,33 @@ def test_mdmt_init_averages_parameters_and_keeps_fresh_batchnorm_statistics():
     assert all(torch.all(out.backbone.state_dict()[k] == 2.0) for k in bn)
     with pytest.raises(ValueError, match="init.buffers"):
         init_arm(model(7.0), {**spec, "beta_average": ["a", "b"], "buffers": "mean"}, {"a": a, "b": b})
+
+
+# --------------------------------------------------------------------------- preprocessing
+def test_lung_box_border_square_and_clip_order():
+    from mtbench.data.cxr import CXRPreprocess, mask_bbox, square_box
+
+    full = default_config("full")["data"]
+    assert (full["use_lung_masks"], full["bbox_margin"], full["bbox_square"], full["clip_before_crop"]) == (True, 0.025, True, True)
+    assert default_config("smoke")["data"]["use_lung_masks"] is False  # smoke: no masks, the box settings are unused
+    # a 60 x 20 box: 2.5% a side is round(1.5) = 2 rows and round(0.5) = 0 columns, then squared to 64 x 64
+    mask = np.zeros((100, 100), bool)
+    mask[20:80, 40:60] = True
+    assert mask_bbox(mask, 0.025) == (18, 82, 40, 60)
+    assert square_box((18, 82, 40, 60), (100, 100)) == (18, 82, 18, 82)
+    assert square_box((20, 80, 5, 25), (100, 100)) == (20, 80, 0, 60)  # shifted inwards at the left edge
+    assert square_box((20, 80, 5, 25), (100, 50)) == (20, 80, 0, 50)  # image too narrow: stops at its edges
+    assert square_box((40, 50, 10, 40), (100, 100)) == (30, 60, 10, 40)  # wide box: rows added
+    # clip order: the whole image's 2nd percentile (about 0.10 here) vs the crop's own (0)
+    img = np.full((40, 50), 100.0, np.float32)
+    img[10:20, 5:45] = np.linspace(0, 1, 40)[None, :]
+    lung = np.zeros_like(img, bool)
+    lung[10:20, 5:45] = True
+    kw = dict(size=64, channels=1, normalisation="none", clip=(2.0, 98.0))  # upsampled: the min survives
+    whole = CXRPreprocess(clip_before_crop=True, **kw)(img, mask=lung)
+    own = CXRPreprocess(**kw)(img, mask=lung)
+    assert whole.min() == pytest.approx(np.percentile(img, 2), abs=1e-5)
+    assert own.min() == pytest.approx(np.percentile(img[10:20, 5:45], 2), abs=1e-5)
+    assert whole.min() > own.min() + 0.1
+    with pytest.raises(FileNotFoundError, match="use_lung_masks"):
+        CXRPreprocess(**kw).load("nowhere.png", mask_path="/nonexistent/mask.png")

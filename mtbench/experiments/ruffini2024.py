@@ -129,7 +129,12 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "aiforcovid_split_dir": None,  # the paper's split files <dir>/<fold>/{train,val,test}.txt, if given
             "brixia_root": None,  # default <data_root>/brixia
             "brixia_fix_zone_strings": True,
-            "use_lung_masks": False,
+            # Crop to the lung-mask bounding box (masks in <root>/masks), as the original: 5% border
+            # (2.5% a side), squared with image content, percentiles of the whole image clipped first.
+            "use_lung_masks": by_profile(False, True, p),
+            "bbox_margin": 0.025,
+            "bbox_square": True,
+            "clip_before_crop": True,
             "size": by_profile(64, 256, p),
             "normalisation": by_profile("minmax", "imagenet", p),
             "clip": [2.0, 98.0],
