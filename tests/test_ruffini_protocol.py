@@ -219,3 +219,51 @@ def test_lung_box_border_square_and_clip_order():
     assert whole.min() > own.min() + 0.1
     with pytest.raises(FileNotFoundError, match="use_lung_masks"):
         CXRPreprocess(**kw).load("nowhere.png", mask_path="/nonexistent/mask.png")
+
+
+def test_normalisation_as_original_per_arm(monkeypatch):
+    """The original's configs spell the normaliser 'Imagenet' only for STL tau1: that arm gets the ImageNet
+    mean / std on the clipped intensities, the other arms none."""
+    from mtbench.experiments import ruffini2024 as R
+
+    cfg = default_config("full")
+    assert cfg["data"]["normalisation"] == "as_original" and default_config("smoke")["data"]["normalisation"] == "minmax"
+    x = torch.full((3, 4, 4), 1000.0)  # a clipped intensity, not scaled
+    stl = R.arm_transform(cfg, "stl_prognosis", "test")(x)
+    assert stl[0, 0, 0].item() == pytest.approx((1000 - 0.485) / 0.229) and stl[2, 0, 0].item() == pytest.approx((1000 - 0.406) / 0.225)
+    assert R.arm_transform(cfg, "mdmt", "test") is None and R.arm_transform(cfg, "stl_severity", "val") is None
+    imagenet = {**cfg, "data": {**cfg["data"], "normalisation": "imagenet"}}
+    assert R.arm_transform(imagenet, "stl_prognosis", "val") is None  # imagenet: once at preprocessing, nothing per arm
+    seen = {}
+    monkeypatch.setattr(R, "load_two_datasets", lambda d, *a, **k: seen.update(d))
+    R.prepare_data(cfg)
+    assert seen["normalisation"] == "none"  # preprocessing keeps the clipped intensities
+
+
+def test_augmentation_is_the_original_five_steps_and_masks_follow():
+    from torchvision import tv_tensors
+
+    from mtbench.data.cxr import augmentation
+    from mtbench.experiments import ruffini2024 as R
+
+    cfg = default_config("full")
+    assert cfg["data"]["augment"] == {"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10,
+                                      "elastic": {"alpha": [20, 40], "sigma": 7}}
+    assert default_config("smoke")["data"]["augment"] is None and augmentation(None) is None
+    train = R.arm_transform(cfg, "mdmt", "train")
+    assert [type(t).__name__ for t in train.transforms] == ["RandomApply", "RandomApply", "RandomHorizontalFlip", "RandomApply", "RandomApply"]
+    assert R.arm_transform(cfg, "mdmt", "val") is None  # validation and test images are not augmented
+    x = torch.zeros(1, 32, 32)
+    x[:, 8:24, 4:12] = 1.0  # a bright block left of centre
+    flip = augmentation({"p": 1.0, "hflip": True})
+    assert torch.equal(flip(x), x.flip(-1))
+    assert torch.equal(augmentation({"p": 0.0, "shift": 0.1, "rotate_deg": 10, "hflip": True})(x), x)
+    # every step at once, p = 1: a lung mask given as a tv_tensors.Mask moves with the image
+    torch.manual_seed(0)
+    every = augmentation({**cfg["data"]["augment"], "p": 1.0})
+    for _ in range(5):
+        img, mask = every(tv_tensors.Image(x), tv_tensors.Mask(x[0] > 0.5))
+        assert ((img[0] > 0.5) == mask).float().mean() > 0.97
+        assert not torch.equal(img, x)
+    with pytest.raises(ValueError, match="Unknown augmentation keys"):
+        augmentation({"flip": True})

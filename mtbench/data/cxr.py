@@ -208,6 +208,67 @@ def normalise(image: np.ndarray, mode: str = "imagenet") -> np.ndarray:
     return out.astype(np.float32)
 
 
+# ------------------------------------------------------------------------- augmentation
+def _elastic_range():
+    from torchvision.transforms import v2
+
+    class ElasticRange(v2.ElasticTransform):
+        """Elastic deformation (Simard et al. 2003) with ``alpha`` drawn uniformly from a range on
+        every call; ``alpha`` and ``sigma`` in pixels, as scipy-style code states them (torchvision's
+        own ``alpha`` moves pixels by half as much, hence the factor 2)."""
+
+        def __init__(self, alpha_range: Sequence[float], sigma: float):
+            super().__init__(alpha=2.0 * float(alpha_range[0]), sigma=float(sigma))
+            self.alpha_range = (float(alpha_range[0]), float(alpha_range[1]))
+
+        def _draw(self, flat_inputs, parent):
+            a = 2.0 * float(torch.empty(1).uniform_(*self.alpha_range))
+            self.alpha = [a, a]
+            return parent(flat_inputs)
+
+        def make_params(self, flat_inputs):  # torchvision >= 0.21
+            return self._draw(flat_inputs, super().make_params)
+
+        def _get_params(self, flat_inputs):  # older torchvision
+            return self._draw(flat_inputs, super()._get_params)
+
+    return ElasticRange
+
+
+def augmentation(spec: dict | None):
+    """Training-time augmentation of a ``[C, H, W]`` X-ray tensor from a spec (``None``: none), with
+    ``torchvision.transforms.v2``, so masks and boxes given as ``tv_tensors`` move with the image.
+
+    ``spec`` keys, each step applied with probability ``p`` (default 0.5), in this order:
+    ``shift`` (fraction of the side, e.g. 0.1), ``zoom`` (``[low, high]`` scale), ``hflip`` (bool),
+    ``rotate_deg`` (degrees either way), ``elastic`` (``{"alpha": [low, high], "sigma": s}`` in pixels).
+    The order and values of Ruffini et al. (2024) are
+    ``{"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10, "elastic": {"alpha": [20, 40], "sigma": 7}}``.
+    Pixels moved in from outside the image are 0.
+    """
+    if not spec:
+        return None
+    from torchvision.transforms import InterpolationMode, v2
+
+    known = {"p", "shift", "zoom", "hflip", "rotate_deg", "elastic"}
+    if set(spec) - known:
+        raise ValueError(f"Unknown augmentation keys {sorted(set(spec) - known)}; use {sorted(known)}.")
+    p, bil = float(spec.get("p", 0.5)), InterpolationMode.BILINEAR
+    steps = []
+    if spec.get("shift"):
+        steps.append(v2.RandomApply([v2.RandomAffine(0, translate=(float(spec["shift"]),) * 2, interpolation=bil)], p))
+    if spec.get("zoom"):
+        steps.append(v2.RandomApply([v2.RandomAffine(0, scale=tuple(float(z) for z in spec["zoom"]), interpolation=bil)], p))
+    if spec.get("hflip"):
+        steps.append(v2.RandomHorizontalFlip(p))
+    if spec.get("rotate_deg"):
+        steps.append(v2.RandomApply([v2.RandomRotation(float(spec["rotate_deg"]), interpolation=bil)], p))
+    if spec.get("elastic"):
+        e = spec["elastic"]
+        steps.append(v2.RandomApply([_elastic_range()(e["alpha"], e["sigma"])], p))
+    return v2.Compose(steps)
+
+
 # --------------------------------------------------------------------------- pipeline
 @dataclass(frozen=True)
 class CXRPreprocess:

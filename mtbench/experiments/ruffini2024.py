@@ -92,6 +92,9 @@ SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
 STRUCTURES = ("global", "lung", "regression")
 LOSS_MODES = ("masked_mean", "reference")
 
+#: The original code's training augmentation (each step with p = 0.5), for mtbench.data.cxr.augmentation.
+ORIGINAL_AUGMENT = {"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10,
+                    "elastic": {"alpha": [20, 40], "sigma": 7}}
 #: ReduceLROnPlateau factor per arm in the original configs (FT: no original code; a tau1 run, so 0.75).
 PLATEAU_FACTORS = {"stl_prognosis": 0.75, "stl_severity": 0.65, "ft": 0.75, "mdmt": 0.65}
 
@@ -136,7 +139,11 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "bbox_square": True,
             "clip_before_crop": True,
             "size": by_profile(64, 256, p),
-            "normalisation": by_profile("minmax", "imagenet", p),
+            # "as_original": what the original code does per arm (arm_transform); "imagenet" for every
+            # arm is what its README states; "minmax" scales each image to [0, 1].
+            "normalisation": by_profile("minmax", "as_original", p),
+            # Training-time augmentation (mtbench.data.cxr.augmentation): the original's five steps.
+            "augment": by_profile(None, copy.deepcopy(ORIGINAL_AUGMENT), p),
             "clip": [2.0, 98.0],
             # The original splits 3/1/1: one of the four non-test folds validates (0.25).
             "val_fraction": by_profile(0.2, 0.25, p),
@@ -245,7 +252,10 @@ def label_columns(structure: str) -> dict[str, Any]:
 def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
     """The two data sets named by ``cfg["data"]["source"]``, with protocol folds
     (:func:`mtbench.data.multidataset.load_two_datasets`)."""
-    return load_two_datasets(cfg["data"], cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
+    d = dict(cfg["data"])
+    if d["normalisation"] == "as_original":  # per arm at load time (arm_transform); none when preprocessing
+        d["normalisation"] = "none"
+    return load_two_datasets(d, cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
 
 
 # -------------------------------------------------------------------------------- arms
@@ -304,10 +314,32 @@ def plateau_factor(setting: float | Mapping[str, float], arm: str) -> float:
     return float(setting)
 
 
-def _dataset(table, tasks, images, structure):
+def _dataset(table, tasks, images, structure, transform=None):
     cols = label_columns(structure)
     return MultiTaskDataset(table, tasks, images, label_columns={t.name: cols[t.name] for t in tasks},
-                            meta_columns=("patient_id", "center", "fold"))
+                            meta_columns=("patient_id", "center", "fold"), transform=transform)
+
+
+def arm_transform(cfg: Mapping[str, Any], arm: str, part: str):
+    """The per-image transform of an arm's ``part`` (train/val/test), or None.
+
+    Training images get ``data.augment`` (:func:`mtbench.data.cxr.augmentation`). With
+    ``data.normalisation = "as_original"`` the images were preprocessed without normalisation (the
+    clipped intensities), and, as the original code's configs do (``Imagenet`` in the single-task
+    prognosis config, the unmatched spelling ``ImageNet`` elsewhere), only a prognosis-only arm
+    (STL tau1; FT, which has no original code, alike) gets the ImageNet mean / std, on every part.
+    """
+    from torchvision.transforms import v2
+
+    from mtbench.data.cxr import IMAGENET_MEAN, IMAGENET_STD, augmentation
+
+    steps = [augmentation(cfg["data"].get("augment"))] if part == "train" else []
+    if cfg["data"]["normalisation"] == "as_original" and list(cfg["arms"][arm]["tasks"]) == ["prognosis"]:
+        c = int(cfg["model"]["in_chans"])
+        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if c == 3 else ([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3])
+        steps.append(v2.Normalize(mean, std))
+    steps = [t for t in steps if t is not None]
+    return None if not steps else steps[0] if len(steps) == 1 else v2.Compose(steps)
 
 
 def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[str, list[Task]]) -> list[Task]:
@@ -361,14 +393,15 @@ def _train_arm(
     tasks = _arm_tasks(cfg, arm)
     loaders = {}
     for part in ("train", "val", "test"):
+        transform = arm_transform(cfg, arm, part)
         sets = {s: _dataset(split[s][part], _set_tasks(arm, s, tasks, tasks_by_set),
-                            data.images[s][split[s][part].index.to_numpy()], structure)
+                            data.images[s][split[s][part].index.to_numpy()], structure, transform)
                 for s in spec["datasets"] if len(split[s][part])}
         if part == "test":
             # Score every arm on both test sets for the tasks it has heads for.
             names = {s: {t.name for t in tasks_by_set[s]} for s in tables}
             sets = {s: _dataset(split[s]["test"], [t for t in tasks if t.name in names[s]],
-                                data.images[s][split[s]["test"].index.to_numpy()], structure)
+                                data.images[s][split[s]["test"].index.to_numpy()], structure, transform)
                     for s in tables if any(t.name in names[s] for t in tasks) and len(split[s]["test"])}
         loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"),
                                     seed=seed, num_workers=num_workers)
