@@ -267,3 +267,27 @@ def test_augmentation_is_the_original_five_steps_and_masks_follow():
         assert not torch.equal(img, x)
     with pytest.raises(ValueError, match="Unknown augmentation keys"):
         augmentation({"flip": True})
+
+
+# --------------------------------------------------------------------------- protocol
+def test_loco_pairs_every_centre_with_brixia_fold_0():
+    import pandas as pd
+
+    from mtbench.data.multidataset import TwoDatasets
+    from mtbench.experiments.ruffini2024 import severity_fold
+
+    prog = pd.DataFrame({"patient_id": ["a1", "a2", "d1"], "fold": ["A", "A", "D"]})
+    sev = pd.DataFrame({"patient_id": ["b1", "b2", "b3"], "fold": ["D", "A", "D"]})
+    data = TwoDatasets(prog, sev, {}, {})
+    full = default_config("full")
+    assert full["protocol"]["loco_brixia_fold"] == 0 and default_config("smoke")["protocol"]["loco_brixia_fold"] is None
+    loco = {**full, "protocol": {**full["protocol"], "name": "loco"}}
+    assert [severity_fold(loco, f, data) for f in ("A", "D")] == ["A", "A"]  # sorted severity folds: A is fold 0
+    assert [severity_fold(full, f, data) for f in ("A", "D")] == ["A", "D"]  # cv: the folds rotate together
+    rotate = {**loco, "protocol": {**loco["protocol"], "loco_brixia_fold": None}}
+    assert severity_fold(rotate, "D", data) == "D"
+    with pytest.raises(ValueError, match="folds"):
+        severity_fold({**loco, "protocol": {**loco["protocol"], "loco_brixia_fold": 5}}, "A", data)
+    shared = TwoDatasets(prog, sev.assign(patient_id=["a1", "x", "y"]), {}, {})
+    with pytest.raises(ValueError, match="in both data sets"):
+        severity_fold(loco, "A", shared)

@@ -148,7 +148,10 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             # The original splits 3/1/1: one of the four non-test folds validates (0.25).
             "val_fraction": by_profile(0.2, 0.25, p),
         },
-        "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0},
+        # loco_brixia_fold: under leave-one-centre-out, every centre is paired with this one BrixIA fold
+        # (the original's loCo6 uses fold 0 throughout); null rotates BrixIA's folds with the centres.
+        "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0,
+                     "loco_brixia_fold": by_profile(None, 0, p)},
         "model": {
             "backbones": by_profile(["convnet"], list(PAPER_BACKBONES), p),
             "backbone_kwargs": by_profile({"convnet": {"channels": [8, 16, 32, 64]}}, {}, p),
@@ -304,6 +307,27 @@ def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[st
 
 
 # --------------------------------------------------------------------------------- run
+def severity_fold(cfg: Mapping[str, Any], fold: str, data: TwoDatasets) -> str:
+    """The severity set's test fold paired with the prognosis test fold ``fold``.
+
+    The same fold, except under ``loco`` with ``protocol.loco_brixia_fold = k``: then every centre is
+    paired with the k-th severity fold (sorted names), as the original's loCo6 pairs the six
+    AIforCOVID centres with BrixIA fold 0. Refused where the two sets share patients (a patient in a
+    held-out centre could then train through its severity label).
+    """
+    k = cfg["protocol"].get("loco_brixia_fold")
+    if cfg["protocol"]["name"] != "loco" or k is None:
+        return fold
+    shared = set(data.prognosis["patient_id"]) & set(data.severity["patient_id"])
+    if shared:
+        raise ValueError(f"protocol.loco_brixia_fold = {k} pairs every centre with one severity fold, but {len(shared)} "
+                         f"patients (e.g. {sorted(map(str, shared))[0]!r}) are in both data sets; set it to null.")
+    folds = sorted(data.severity["fold"].astype(str).unique())
+    if not 0 <= int(k) < len(folds):
+        raise ValueError(f"protocol.loco_brixia_fold = {k}: the severity set has folds {folds} (0..{len(folds) - 1}).")
+    return folds[int(k)]
+
+
 def plateau_factor(setting: float | Mapping[str, float], arm: str) -> float:
     """The arm's ReduceLROnPlateau factor: ``train.plateau_factor`` is one number or ``{arm: factor}``."""
     if isinstance(setting, Mapping):
@@ -388,8 +412,9 @@ def _train_arm(
     tables = {"prognosis": data.prognosis, "severity": data.severity}
     split = {}
     for s, table in tables.items():
-        tr, va = train_val_split(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
-        split[s] = {"train": tr, "val": va, "test": table[table["fold"] == fold]}
+        f = fold if s == "prognosis" else severity_fold(cfg, fold, data)
+        tr, va = train_val_split(table, f, val_fraction, seed, "prognosis" if s == "prognosis" else None)
+        split[s] = {"train": tr, "val": va, "test": table[table["fold"] == f]}
     tasks = _arm_tasks(cfg, arm)
     loaders = {}
     for part in ("train", "val", "test"):
