@@ -291,3 +291,9 @@ def test_loco_pairs_every_centre_with_brixia_fold_0():
     shared = TwoDatasets(prog, sev.assign(patient_id=["a1", "x", "y"]), {}, {})
     with pytest.raises(ValueError, match="in both data sets"):
         severity_fold(loco, "A", shared)
+
+
+def test_lung_bins_are_the_original_codes():
+    from mtbench.data.sources.brixia import LUNG_EDGES, bin_scores
+
+    assert bin_scores([0, 1, 2, 4, 5, 7, 8, 9], LUNG_EDGES).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # <=1, 2-4, 5-7, >=8
