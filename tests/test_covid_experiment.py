@@ -23,7 +23,7 @@ def tiny_config(**changes):
 @pytest.mark.parametrize("mode", ["masked_mean", "reference"])
 def test_run_all_arms_tiny(mode, tmp_path):
     res = R.run(tiny_config(loss__mode=mode), run_dir=tmp_path, progress=False)
-    assert (tmp_path / "compare_with_paper.csv").is_file() and (tmp_path / "units" / "backbone=convnet" / "fold=0" / "arm=mdmt" / "predictions.csv").is_file()
+    assert (tmp_path / "compare_with_paper.csv").is_file() and (tmp_path / "significance.csv").is_file() and (tmp_path / "units" / "backbone=convnet" / "fold=0" / "arm=mdmt" / "predictions.csv").is_file()
     m = res.metrics
     assert set(m["arm"]) == {"stl_prognosis", "stl_severity", "ft", "mdmt"}
     assert set(m["fold"]) == {"0", "1", "pooled"}

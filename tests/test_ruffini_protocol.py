@@ -297,3 +297,34 @@ def test_lung_bins_are_the_original_codes():
     from mtbench.data.sources.brixia import LUNG_EDGES, bin_scores
 
     assert bin_scores([0, 1, 2, 4, 5, 7, 8, 9], LUNG_EDGES).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]  # <=1, 2-4, 5-7, >=8
+
+
+# --------------------------------------------------------------------------- statistics
+def test_significance_across_backbones_by_hand():
+    """Four backbones, MDMT 1-4 points above STL tau1: t = 2.5 / (sd(1,2,3,4) / 2) = 3.873, df 3, one-tailed
+    p = 0.0152 (*); the README's stars for CV accuracy (***) beside it. Pairs are joined by backbone name."""
+    import pandas as pd
+    from scipy import stats as st
+
+    from mtbench.experiments.ruffini2024 import RuffiniResult
+
+    rows = []
+    for i, bb in enumerate(["d", "c", "b", "a"]):  # listed out of order: the join is by name
+        for arm, shift in (("stl_prognosis", 0.0), ("ft", 0.02), ("mdmt", 0.01 * (4 - i))):
+            base = 0.60 + 0.01 * i
+            for fold, v in (("0", base + shift - 0.02 * (arm != "mdmt")), ("1", base + shift + 0.02 * (arm != "mdmt")),
+                            ("pooled", base + shift)):
+                rows.append(dict(backbone=bb, arm=arm, fold=fold, task="prognosis", metric="accuracy", value=v))
+    res = RuffiniResult(pd.DataFrame(rows), {}, {}, {}, default_config("full"))
+    sig = res.significance(("accuracy",)).set_index(["comparison", "statistic"])
+    mean = sig.loc[("mdmt_vs_stl", "mean")]
+    t = 2.5 / (np.std([1, 2, 3, 4], ddof=1) / 2)
+    assert t == pytest.approx(3.873, abs=1e-3) and mean["n"] == 4
+    assert mean["p_value"] == pytest.approx(st.t.sf(t, 3)) and mean["p_value"] == pytest.approx(0.0152, abs=1e-4)
+    assert (mean["ours"], mean["paper"]) == ("*", "***")
+    # SD over folds: MDMT's folds are equal (SD 0), STL's differ by 0.04 (SD 0.028) for every backbone: no spread
+    # in the differences, so no t statistic: reported n/a rather than a p of 0
+    assert sig.loc[("mdmt_vs_stl", "std"), "ours"] == "n/a"
+    w = sig.loc[("mdmt_vs_stl", "wilcoxon")]
+    assert w["p_value"] == pytest.approx(1 / 16) and w["ours"] == "n.s." and w["paper"] == ""  # exact: 1 of 2^4 sign patterns
+    assert sig.loc[("mdmt_vs_ft", "mean"), "paper"] == "**"

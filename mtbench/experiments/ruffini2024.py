@@ -495,13 +495,18 @@ def load_upstream(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Pat
 
 
 def aggregate(result: RuffiniResult, run_dir: Path) -> str:
-    """Pooled metrics with CIs, the table, our averages beside the paper's."""
+    """Pooled metrics with CIs, the table, our averages beside the paper's, the significance tests
+    across backbones beside the paper's (``significance.csv``)."""
     result.metrics.to_csv(run_dir / "metrics.csv", index=False)
     result.table().to_csv(run_dir / "table.csv")
     comparison = result.compare_with_paper()
     comparison.to_csv(run_dir / "compare_with_paper.csv")
+    sig = result.significance()
+    sig.to_csv(run_dir / "significance.csv", index=False)
     return (result.table().to_string() + f"\n\nOur averages over backbones ({result.aggregation} over folds) beside the paper's "
-            "(percent):\n" + comparison.round(1).to_string())
+            "(percent):\n" + comparison.round(1).to_string()
+            + "\n\nOne-tailed tests across backbones (MDMT better), ours beside the paper's stars:\n"
+            + sig.pivot_table(index=["comparison", "statistic"], columns="metric", values=["ours", "paper"], aggfunc="first").to_string())
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,

@@ -118,6 +118,17 @@ class RuffiniResult:
         avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
         return avg[[c for c in metrics if c in avg.columns]]
 
+    def significance(self, metrics=("accuracy", "f1_weighted", "gmean_weighted"), aggregation: str | None = None) -> pd.DataFrame:
+        """:func:`significance_table` of this run: each backbone's prognosis metric (``aggregation`` as
+        in :meth:`averages`) and its SD over folds, beside the published stars for this protocol."""
+        from mtbench.aggregation import summarise
+
+        m = self.metrics[(self.metrics["task"] == "prognosis") & self.metrics["metric"].isin(metrics)]
+        m = m[["backbone", "arm", "fold", "task", "metric", "value"]]
+        per_bb = summarise(m, aggregation or self.aggregation).pivot_table(index="backbone", columns=["arm", "metric"], values="value")
+        sd = m[m["fold"] != "pooled"].groupby(["backbone", "arm", "metric"])["value"].std().unstack(["arm", "metric"])
+        return significance_table(per_bb, sd, self.config["protocol"]["name"])
+
     def degenerate_flags(self) -> list:
         """:mod:`mtbench.guards` flags of every arm's test predictions (per fold, every task it has
         a head for: one class predicted, constant scores) and of NaN metrics."""
@@ -154,6 +165,40 @@ class RuffiniResult:
 
 
 ARM_TO_PAPER = {"stl_prognosis": "stl", "ft": "ft", "mdmt": "mdmt"}
+#: The README's comparisons: MDMT against STL tau1 and against FT.
+COMPARISONS = {"mdmt_vs_stl": ("mdmt", "stl_prognosis"), "mdmt_vs_ft": ("mdmt", "ft")}
+
+
+def significance_table(per_backbone: pd.DataFrame, fold_sd: pd.DataFrame, protocol: str = "cv") -> pd.DataFrame:
+    """The authors' tests across backbones, pairs joined by backbone name, beside the published stars.
+
+    ``per_backbone`` and ``fold_sd``: ``backbone x (arm, metric)`` tables of each backbone's value
+    and of its SD over folds. For each comparison of :data:`COMPARISONS` and metric: a one-tailed
+    paired t-test that MDMT's mean is higher (``mean``, scipy ``ttest_rel``; the authors' code runs it
+    with ``alternative='less'`` on baseline vs MDMT, the same test), a one-tailed paired t-test that
+    its SD over folds is lower (``std``; the README reports one, the public code has none), and a
+    one-tailed Wilcoxon signed-rank test on the means (``wilcoxon``, in the code, not in the README).
+    Backbones missing a value on either side are left out (``n`` counts the pairs used).
+    """
+    from mtbench.references import published_numbers
+    from mtbench.stats import paired_ttest, wilcoxon_test
+    from mtbench.stats.report import significance_mark
+
+    pub = published_numbers("ruffini2024", table="significance")
+    pub = pub[pub["protocol"] == protocol].set_index(["model", "metric"])["value"].astype(str)
+    rows = []
+    for comp, (arm, ref) in COMPARISONS.items():
+        for metric in sorted({m for _, m in per_backbone.columns}):
+            for stat, table, test, alt in (("mean", per_backbone, paired_ttest, "greater"), ("std", fold_sd, paired_ttest, "less"),
+                                           ("wilcoxon", per_backbone, wilcoxon_test, "greater")):
+                pair = table.reindex(columns=[(arm, metric), (ref, metric)]).dropna()
+                p = float("nan")
+                if len(pair) >= 2 and np.ptp(pair.iloc[:, 0] - pair.iloc[:, 1]) > 0:
+                    p = test(pair.iloc[:, 0], pair.iloc[:, 1], alternative=alt).p_value
+                paper = pub.get((f"{comp}_{stat}", metric), "") if stat != "wilcoxon" else ""
+                rows.append({"comparison": comp, "statistic": stat, "metric": metric, "n": len(pair), "p_value": p,
+                             "ours": (significance_mark(p) or "n.s.") if np.isfinite(p) else "n/a", "paper": paper})
+    return pd.DataFrame(rows)
 
 
 def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv", flags=None, drop_degenerate: bool = False) -> pd.DataFrame:
