@@ -328,3 +328,10 @@ def test_significance_across_backbones_by_hand():
     w = sig.loc[("mdmt_vs_stl", "wilcoxon")]
     assert w["p_value"] == pytest.approx(1 / 16) and w["ours"] == "n.s." and w["paper"] == ""  # exact: 1 of 2^4 sign patterns
     assert sig.loc[("mdmt_vs_ft", "mean"), "paper"] == "**"
+    # a flagged arm is named beside its tests
+    from mtbench.guards import Flag
+
+    res.degenerate_flags = lambda: [Flag("prognosis", "a/ft", "0", "one_class_predictions", "all 2 predictions are class 1")]
+    sig = res.significance(("accuracy",))
+    assert set(sig.loc[sig["comparison"] == "mdmt_vs_ft", "degenerate"]) == {"ft: one_class_predictions"}
+    assert set(sig.loc[sig["comparison"] == "mdmt_vs_stl", "degenerate"]) == {""}

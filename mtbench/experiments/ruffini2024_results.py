@@ -120,14 +120,25 @@ class RuffiniResult:
 
     def significance(self, metrics=("accuracy", "f1_weighted", "gmean_weighted"), aggregation: str | None = None) -> pd.DataFrame:
         """:func:`significance_table` of this run: each backbone's prognosis metric (``aggregation`` as
-        in :meth:`averages`) and its SD over folds, beside the published stars for this protocol."""
+        in :meth:`averages`) and its SD over folds, beside the published stars for this protocol; the
+        column ``degenerate`` names the flags (:meth:`degenerate_flags`) of the arms compared."""
         from mtbench.aggregation import summarise
 
         m = self.metrics[(self.metrics["task"] == "prognosis") & self.metrics["metric"].isin(metrics)]
         m = m[["backbone", "arm", "fold", "task", "metric", "value"]]
         per_bb = summarise(m, aggregation or self.aggregation).pivot_table(index="backbone", columns=["arm", "metric"], values="value")
         sd = m[m["fold"] != "pooled"].groupby(["backbone", "arm", "metric"])["value"].std().unstack(["arm", "metric"])
-        return significance_table(per_bb, sd, self.config["protocol"]["name"])
+        sig = significance_table(per_bb, sd, self.config["protocol"]["name"])
+        # an arm with degenerate results is marked, so no test of it stands beside the paper's unmarked
+        from mtbench.guards import mark_degenerate
+
+        flags, notes = self.degenerate_flags(), []
+        for side in (0, 1):
+            arms = sig["comparison"].map(lambda c: COMPARISONS[c][side])
+            marked = mark_degenerate(sig.assign(_arm=arms), flags, by="_arm", column="_note")
+            notes.append([f"{a}: {n}" if n else "" for a, n in zip(arms, marked["_note"])])
+        sig["degenerate"] = ["; ".join(x for x in pair if x) for pair in zip(*notes)]
+        return sig
 
     def degenerate_flags(self) -> list:
         """:mod:`mtbench.guards` flags of every arm's test predictions (per fold, every task it has
