@@ -178,6 +178,10 @@ def train_val_split(table: pd.DataFrame, test_fold: str, val_fraction: float, se
     return rest[vf != 0], rest[vf == 0]
 
 
+#: Lung-box settings of ``data`` passed on to :class:`~mtbench.data.cxr.CXRPreprocess`.
+LUNG_BOX_KEYS = ("bbox_margin", "bbox_square", "clip_before_crop")
+
+
 def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chans: int, progress: bool = True) -> TwoDatasets:
     """A prognosis set and a severity (Brixia score) set of chest X-rays, with test folds.
 
@@ -194,7 +198,7 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
 
     source = d["source"]
     pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(in_chans),
-                        normalisation=d["normalisation"])
+                        normalisation=d["normalisation"], **{k: d[k] for k in LUNG_BOX_KEYS if k in d})
     if source == "synthetic":
         s = d["synthetic"]
         syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))

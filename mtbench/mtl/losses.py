@@ -107,6 +107,14 @@ def onehot_mse(output, target, task):
     return F.mse_loss(output, onehot, reduction="none").mean(dim=1)
 
 
+@register_loss("softmax_bce")
+def softmax_bce(output, target, task):
+    """BCE between the softmax of the logits and a one-hot target, averaged over the classes (the
+    single-task prognosis model of Ruffini et al. 2024: softmax in its forward, ``nn.BCELoss``)."""
+    onehot = F.one_hot(target.reshape(-1).long(), output.shape[1]).to(output.dtype)
+    return F.binary_cross_entropy(torch.softmax(output, dim=1), onehot, reduction="none").mean(dim=1)
+
+
 @register_loss("dice_bce")
 def dice_bce(output, target, task, smooth: float = 1.0, bce_weight: float = 0.5):
     """Soft Dice + BCE on a one-channel logit map, per sample.

@@ -22,8 +22,8 @@ the original code did with a short string (a documented assumption: the code ind
 
 Derived targets (:func:`add_brixia_targets`): per-lung scores (0-9), global score (0-18), the
 global score binned ``<=4, 5-9, 10-14, >=15`` (4 classes, the paper's *Global* structure) and
-per-lung 4-class bins (the *Lung* structure; the paper does not state the lung bin edges, so they
-are an option, default ``<=2, 3-4, 5-6, >=7``).
+per-lung 4-class bins (the *Lung* structure; the paper does not state the lung bin edges: the
+default is the original code's ``<=1, 2-4, 5-7, >=8``, an option).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ DESCRIPTION = "BrixIA (on request): DICOM CXRs with six-zone Brixia scores; zone
 ZONES = ("A", "B", "C", "D", "E", "F")
 ZONE_COLUMNS = tuple(f"zone_{z}" for z in ZONES)
 GLOBAL_EDGES = (4, 9, 14)  # classes: <=4, 5-9, 10-14, >=15
-LUNG_EDGES = (2, 4, 6)  # classes: <=2, 3-4, 5-6, >=7 (not stated in the paper: an option)
+LUNG_EDGES = (1, 4, 7)  # classes: <=1, 2-4, 5-7, >=8 (the original code's; the paper does not state them)
 _DIGITS = re.compile(r"^[0-3]{1,6}$")
 
 
