@@ -15,7 +15,7 @@ schedule                     ``upstream_downstream``: a shared encoder trained  
                              the encoder frozen (``downstream``)                 details: not public
 comparators                  ``joint`` (plain joint training), ``single_volume``  multi-task vs
                              and ``single_prognosis``                            single-task
-volume target                ``volume.transform`` of mL (``log1p``), z-scored    not stated
+volume target                ``volume.transform`` of mL (full ``log1p``), z-scored not stated
                              on the training split; scored back in mL
 loss weights                 ``loss.weights`` (1 : 1)                            not stated
 encoder                      ``model.backbone`` (smoke: small 3D ConvNet; full:  the keywords name
@@ -79,19 +79,20 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "source": by_profile("phantom", "ich_ct", p),
             # smoke: the known-answer preset (prognosis ceiling 0.92 from the latents; docs/worlds.md),
             # drawn at the model's input size
-            "phantom": {"n_patients": 320, "shape": [16, 32, 32], "seed": 0, **SMOKE_PHANTOM_ICH},
+            # drawn at twice the model's input size and resized (partial volume as in a real downsampled CT)
+            "phantom": {"n_patients": 320, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM_ICH},
             "root": None,
             "clinical": None,
             # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
             "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
             "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], p),
-                           "spacing": None, "depth": None, "skull_strip": False},
+                           "spacing": None, "depth": None, "skull_strip": by_profile(True, False, p)},
             "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
         },
         # training-split augmentation: random flips along these spatial axes (0 = depth); [] for none
         "augment": {"flip_axes": by_profile([0, 1, 2], [], p)},
         "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},
-        "volume": {"transform": "log1p"},  # "log1p" or "none"; z-scored with training mean/SD either way
+        "volume": {"transform": by_profile("none", "log1p", p)},  # "log1p" or "none"; z-scored with training mean/SD either way
         "model": {
             "backbone": by_profile("convnet", "densenet121_native", p),
             "backbone_kwargs": by_profile({"channels": [8, 16, 32, 64]}, {}, p),
@@ -114,6 +115,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "lr": by_profile(3e-3, 1e-4, p),
             "weight_decay": 1e-4,
             "monitor": "loss",
+            "scheduler": by_profile("cosine", None, p),
             "patience": by_profile(None, 15, p),
         },
         "seeds": by_profile([0], [0, 1, 2], p),
