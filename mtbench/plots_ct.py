@@ -21,6 +21,14 @@ LETTERS = {"axial": ("A", "P", "R", "L"), "coronal": ("S", "I", "R", "L"), "sagi
 on the viewer's left; superior up; sagittal facing left)."""
 
 
+def _finish(fig, title: str | None = None, fontsize: int = 10):
+    """``fig`` with ``title`` as its suptitle (when given), laid out tightly."""
+    if title:
+        fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    return fig
+
+
 def plane(volume: np.ndarray, name: str, index: int) -> np.ndarray:
     """The 2D ``name`` plane through ``index`` of a canonical ``[D, H, W]`` volume, ready for ``imshow``.
 
@@ -83,10 +91,7 @@ def plot_three_planes(
             orientation_letters(ax, name)
         ax.set_title(name, fontsize=9)
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def plot_montage(
@@ -110,10 +115,7 @@ def plot_montage(
         if mask is not None and mask[k].any():
             ax.contour(mask[k].astype(float), levels=[0.5], colors="r", linewidths=0.6)
         ax.set_title(f"z={k}", fontsize=8)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def plot_windows(hu2d: np.ndarray, windows=("brain", "subdural", "bone", "cobo"), title: str | None = None):
@@ -123,10 +125,7 @@ def plot_windows(hu2d: np.ndarray, windows=("brain", "subdural", "bone", "cobo")
         ax.imshow(named_window(np.asarray(hu2d, np.float32), w), cmap="gray", vmin=0, vmax=1)
         ax.set_title(w if isinstance(w, str) else f"L{w[0]:g}/W{w[1]:g}", fontsize=9)
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 # ------------------------------------------------------------------ quantification
@@ -150,10 +149,7 @@ def plot_predicted_vs_true(
         ax.set_ylabel(f"predicted ({unit})")
         ax.set_xlim(0, hi)
         ax.set_ylim(0, hi)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def plot_bland_altman(
@@ -175,10 +171,7 @@ def plot_bland_altman(
         ax.set_title(f"{name}\nbias {ba.bias:+.1f}, LoA [{ba.loa_low:.1f}, {ba.loa_high:.1f}] {unit}", fontsize=9)
         ax.set_xlabel(f"mean of true and predicted ({unit})")
     axes[0, 0].set_ylabel(f"predicted - true ({unit})")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title)
 
 
 def plot_segmentation_slices(
@@ -212,7 +205,4 @@ def plot_segmentation_slices(
                 ax.contour(np.asarray(m)[k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
         ax.set_title(f"z={k}", fontsize=8)
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, title, fontsize=9)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from mtbench.experiments.ruffini2024 import PAPER_BACKBONES, PRETRAINED_TAGS
+from mtbench.experiments.ruffini2024_protocol import PAPER_BACKBONES, PRETRAINED_TAGS
 from mtbench.models import create_backbone
 
 

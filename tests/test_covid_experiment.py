@@ -5,6 +5,7 @@ import pytest
 
 from mtbench.experiments import get_experiment
 from mtbench.experiments import ruffini2024 as R
+from mtbench.experiments.ruffini2024_protocol import PAPER_BACKBONES
 
 
 def tiny_config(**changes):
@@ -69,7 +70,7 @@ def test_degenerate_arms_are_flagged_on_every_task(tmp_path):
 
 def test_backbone_sweep_config():
     full = get_experiment("ruffini2024_backbones").default_config("full")
-    assert full["model"]["backbones"] == list(R.PAPER_BACKBONES) and full["protocol"]["n_folds"] == 5
+    assert full["model"]["backbones"] == list(PAPER_BACKBONES) and full["protocol"]["n_folds"] == 5
     t = full["train"]
     assert (t["lr"], t["weight_decay"], t["batch_size"], t["patience"], t["warmup_epochs"]) == (1e-3, 1e-5, 128, 65, 40)
     assert t["monitor_prognosis"] == "loss.prognosis" and t["optimizer"] == "adam" and t["scheduler"] == "plateau"

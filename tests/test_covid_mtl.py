@@ -13,6 +13,7 @@ from mtbench.data import MultiTaskDataset
 from mtbench.data.cxr import CXRPreprocess, clip_percentiles, invert_monochrome1, mask_bbox, normalise
 from mtbench.data.multidataset import MultiDatasetConcat, batch_dataset_ratio, summarise_ratio
 from mtbench.experiments import ruffini2024 as R
+from mtbench.experiments.ruffini2024_protocol import init_arm
 from mtbench.metrics import get_metric
 from mtbench.models import MultiTaskModel, create_backbone, create_head
 from mtbench.models.merging import beta_average, init_from_two
@@ -182,14 +183,14 @@ def test_mdmt_init_averages_backbones_and_keeps_fresh_heads_as_the_original():
             p.fill_(3.0)
     fresh = model(["prognosis", "severity"])
     before = {k: v.clone() for k, v in fresh.heads.state_dict().items()}
-    R.init_arm(fresh, {"beta_average": ["a", "b"], "beta": 0.25}, {"a": a, "b": b})
+    init_arm(fresh, {"beta_average": ["a", "b"], "beta": 0.25}, {"a": a, "b": b})
     assert all(torch.all(p == 0.25 * 1 + 0.75 * 3) for p in fresh.backbone.parameters())
     assert all(torch.equal(v, before[k]) for k, v in fresh.heads.state_dict().items())
-    copied = R.init_arm(model(["prognosis", "severity"]), {"beta_average": ["a", "b"], "heads": "copy"}, {"a": a, "b": b})
+    copied = init_arm(model(["prognosis", "severity"]), {"beta_average": ["a", "b"], "heads": "copy"}, {"a": a, "b": b})
     assert all(torch.all(p == 1.0) for p in copied.heads["prognosis"].parameters())
     assert all(torch.all(p == 3.0) for p in copied.heads["severity"].parameters())
     with pytest.raises(ValueError, match="heads"):
-        R.init_arm(model(["prognosis"]), {"beta_average": ["a", "b"], "heads": "mean"}, {"a": a, "b": b})
+        init_arm(model(["prognosis"]), {"beta_average": ["a", "b"], "heads": "mean"}, {"a": a, "b": b})
     assert R.default_config("full")["arms"]["mdmt"]["init"]["heads"] == "fresh"
 
 

@@ -10,7 +10,8 @@ import torch
 
 from mtbench import MultiTaskLoss, Task, create_model
 from mtbench.data import MultiTaskDataset, make_synthetic_cxr
-from mtbench.experiments.ruffini2024 import default_config, plateau_factor
+from mtbench.experiments.ruffini2024 import default_config
+from mtbench.experiments.ruffini2024_protocol import arm_transform, plateau_factor
 from mtbench.train import TrainConfig, fit, make_loader, seed_everything
 
 
@@ -164,7 +165,7 @@ def test_softmax_bce_by_hand():
 def test_mdmt_init_averages_parameters_and_keeps_fresh_batchnorm_statistics():
     """The original averages named_parameters (beta 0.5), not buffers: the full profile's MDMT keeps the
     new backbone's batch-norm statistics; the smoke profile averages them too (unchanged)."""
-    from mtbench.experiments.ruffini2024 import init_arm
+    from mtbench.experiments.ruffini2024_protocol import init_arm
     from mtbench.models import MultiTaskModel, create_backbone, create_head
 
     def model(fill):
@@ -229,11 +230,11 @@ def test_normalisation_as_original_per_arm(monkeypatch):
     cfg = default_config("full")
     assert cfg["data"]["normalisation"] == "as_original" and default_config("smoke")["data"]["normalisation"] == "minmax"
     x = torch.full((3, 4, 4), 1000.0)  # a clipped intensity, not scaled
-    stl = R.arm_transform(cfg, "stl_prognosis", "test")(x)
+    stl = arm_transform(cfg, "stl_prognosis", "test")(x)
     assert stl[0, 0, 0].item() == pytest.approx((1000 - 0.485) / 0.229) and stl[2, 0, 0].item() == pytest.approx((1000 - 0.406) / 0.225)
-    assert R.arm_transform(cfg, "mdmt", "test") is None and R.arm_transform(cfg, "stl_severity", "val") is None
+    assert arm_transform(cfg, "mdmt", "test") is None and arm_transform(cfg, "stl_severity", "val") is None
     imagenet = {**cfg, "data": {**cfg["data"], "normalisation": "imagenet"}}
-    assert R.arm_transform(imagenet, "stl_prognosis", "val") is None  # imagenet: once at preprocessing, nothing per arm
+    assert arm_transform(imagenet, "stl_prognosis", "val") is None  # imagenet: once at preprocessing, nothing per arm
     seen = {}
     monkeypatch.setattr(R, "load_two_datasets", lambda d, *a, **k: seen.update(d))
     R.prepare_data(cfg)
@@ -244,15 +245,14 @@ def test_augmentation_is_the_original_five_steps_and_masks_follow():
     from torchvision import tv_tensors
 
     from mtbench.data.cxr import augmentation
-    from mtbench.experiments import ruffini2024 as R
 
     cfg = default_config("full")
     assert cfg["data"]["augment"] == {"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10,
                                       "elastic": {"alpha": [20, 40], "sigma": 7}}
     assert default_config("smoke")["data"]["augment"] is None and augmentation(None) is None
-    train = R.arm_transform(cfg, "mdmt", "train")
+    train = arm_transform(cfg, "mdmt", "train")
     assert [type(t).__name__ for t in train.transforms] == ["RandomApply", "RandomApply", "RandomHorizontalFlip", "RandomApply", "RandomApply"]
-    assert R.arm_transform(cfg, "mdmt", "val") is None  # validation and test images are not augmented
+    assert arm_transform(cfg, "mdmt", "val") is None  # validation and test images are not augmented
     x = torch.zeros(1, 32, 32)
     x[:, 8:24, 4:12] = 1.0  # a bright block left of centre
     flip = augmentation({"p": 1.0, "hflip": True})
@@ -274,7 +274,7 @@ def test_loco_pairs_every_centre_with_brixia_fold_0():
     import pandas as pd
 
     from mtbench.data.multidataset import TwoDatasets
-    from mtbench.experiments.ruffini2024 import severity_fold
+    from mtbench.experiments.ruffini2024_protocol import severity_fold
 
     prog = pd.DataFrame({"patient_id": ["a1", "a2", "d1"], "fold": ["A", "A", "D"]})
     sev = pd.DataFrame({"patient_id": ["b1", "b2", "b3"], "fold": ["D", "A", "D"]})

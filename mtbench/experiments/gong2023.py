@@ -46,9 +46,9 @@ import pandas as pd
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM_ICH
-from mtbench.experiments.ich_common import (ICHData, freeze_encoder, ich_manifest, load_ich_data, make_datasets, split_rows,
-                                             train_augmentation)
-from mtbench.profiles import by_profile, current_profile, runs_root
+from mtbench.experiments.ich_common import (ICHData, freeze_encoder, ich_config, ich_manifest, load_ich_data, make_datasets,
+                                             split_rows, train_augmentation)
+from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
 
 NAME = "gong2023"
@@ -72,23 +72,14 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     epochs, so every arm trains on a 2-core CPU; ``full``: your CTs and masks, DenseNet-121)."""
     p = profile or current_profile()
     return {
-        "experiment": NAME,
-        "profile": p,
-        "reinterpretation": True,
-        "data": {
-            "source": by_profile("phantom", "ich_ct", p),
+        **ich_config(
+            NAME, p,
             # smoke: the known-answer preset (prognosis ceiling 0.92 from the latents; docs/worlds.md),
             # drawn at the model's input size
             # drawn at twice the model's input size and resized (partial volume as in a real downsampled CT)
-            "phantom": {"n_patients": 320, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM_ICH},
-            "root": None,
-            "clinical": None,
-            # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
-            "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
-            "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], p),
-                           "spacing": None, "depth": None, "skull_strip": by_profile(True, False, p)},
-            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
-        },
+            phantom={"n_patients": 320, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM_ICH},
+            skull_strip=by_profile(True, False, p),
+        ),
         # training-split augmentation: random flips along these spatial axes (0 = depth); [] for none
         "augment": {"flip_axes": by_profile([0, 1, 2], [], p)},
         "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},

@@ -45,8 +45,8 @@ import pandas as pd
 
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
-from mtbench.experiments.ich_common import ICHData, ich_manifest, load_ich_data, make_datasets, split_rows
-from mtbench.profiles import by_profile, current_profile, runs_root
+from mtbench.experiments.ich_common import ICHData, ich_config, ich_manifest, load_ich_data, make_datasets, split_rows
+from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
 
 NAME = "hirano2021"
@@ -82,23 +82,14 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     epochs and three seeds on a 2-core CPU; ``full``: your CTs, masks and growth labels)."""
     p = profile or current_profile()
     return {
-        "experiment": NAME,
-        "profile": p,
-        "reinterpretation": True,
-        "data": {
-            "source": by_profile("phantom", "ich_ct", p),
+        **ich_config(
+            NAME, p,
             # smoke world: growth leans on the clot's volume (visible, and what the masks teach) and texture; best
             # achievable AUC 0.91 at 15% prevalence (phantom_known_answer); the default phantom's is 0.74
-            "phantom": {"n_patients": 160, "shape": [32, 64, 64], "growth_prevalence": 0.15, "seed": 0,
-                        "growth_heterogeneity": 4.0, "growth_log_volume": 2.5},
-            "root": None,
-            "clinical": None,
-            "growth_column": "growth",  # full profile: a 0/1 column of your clinical table
-            "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
-            "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], p),
-                           "spacing": None, "depth": None, "skull_strip": False},
-            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
-        },
+            phantom={"n_patients": 160, "shape": [32, 64, 64], "growth_prevalence": 0.15, "seed": 0,
+                     "growth_heterogeneity": 4.0, "growth_log_volume": 2.5},
+            growth_column="growth",  # full profile: a 0/1 column of your clinical table
+        ),
         "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},
         "model": {
             "backbone": by_profile("convnet", "densenet121_native", p),

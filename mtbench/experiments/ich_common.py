@@ -1,6 +1,7 @@
 """Shared plumbing of the ICH quantification and segmentation experiments (Gong 2023, Hirano 2021).
 
-Not an experiment itself: :func:`load_ich_data` gives images, hematoma masks on the model's input
+Not an experiment itself: :func:`ich_config` is the opening both configurations share (name,
+profile, the re-interpretation flag and the CT ``data`` block); :func:`load_ich_data` gives images, hematoma masks on the model's input
 grid, per-patient hematoma volumes (mL, from the masks) and the input voxel spacing, from the
 head-CT phantom (smoke) or from the user's CT volumes and masks (full); :func:`split_rows` makes a
 patient-grouped train/val/test split; :func:`make_datasets` gives the datasets of one split;
@@ -18,7 +19,33 @@ import pandas as pd
 
 from mtbench.data.report import Manifest, Report
 from mtbench.models.multitask import MultiTaskModel
+from mtbench.profiles import by_profile, runs_root
 from mtbench.tasks import Task
+
+
+def ich_config(name: str, profile: str, phantom: Mapping[str, Any], skull_strip: Any = False, **data: Any) -> dict[str, Any]:
+    """The opening of an ICH experiment's configuration: ``experiment`` and ``profile``, the
+    ``reinterpretation`` flag, and the ``data`` block: the head-CT phantom drawn with ``phantom``
+    (smoke) or your CTs and hematoma masks (full), Cobo-windowed to 16x32x32 (smoke) / 40x256x256
+    (full) voxels, with ``preprocess.skull_strip = skull_strip``. ``data``: further keys of the data
+    block, placed after ``clinical`` (e.g. hirano2021's ``growth_column``)."""
+    return {
+        "experiment": name,
+        "profile": profile,
+        "reinterpretation": True,
+        "data": {
+            "source": by_profile("phantom", "ich_ct", profile),
+            "phantom": dict(phantom),
+            "root": None,
+            "clinical": None,
+            **data,
+            # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
+            "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
+            "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], profile),
+                           "spacing": None, "depth": None, "skull_strip": skull_strip},
+            "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), profile),
+        },
+    }
 
 
 @dataclass

@@ -32,6 +32,11 @@ severity-only half), ``cohen`` (the real COVID-19 image data collection with Bri
 the images with a prognosis label form the prognosis set, those with Brixia scores the severity
 set; folds are assigned once by patient over the whole collection, so an image in both sets is
 always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both data sets on disk).
+
+Where things live: this module is the experiment (configuration, tasks, data, model, units, report);
+:mod:`~mtbench.experiments.ruffini2024_protocol` holds what the original code does (pretrained tags,
+augmentation, plateau factors, reference heads, arm initialisation, loCo6 fold pairing, per-arm
+transforms); :mod:`~mtbench.experiments.ruffini2024_results` the result types, tables and plots.
 """
 
 from __future__ import annotations
@@ -48,13 +53,15 @@ from mtbench.data import MultiTaskDataset
 from mtbench.data.multidataset import MultiDatasetConcat, TwoDatasets, batch_dataset_ratio, load_two_datasets, train_val_split
 from mtbench.data.sources.brixia import ZONE_COLUMNS
 from mtbench.experiments.base import Experiment, UnitResult
+from mtbench.experiments.ruffini2024_protocol import (
+    ORIGINAL_AUGMENT, PAPER_BACKBONES, PLATEAU_FACTORS, PRETRAINED_TAGS, arm_transform, init_arm, plateau_factor, reference_head, severity_fold,
+)
 from mtbench.experiments.ruffini2024_results import (  # noqa: F401  (part of this experiment's interface)
     ARM_TO_PAPER, PROGNOSIS_METRICS, ArmResult, RuffiniResult, arm_dependencies, arm_order, compare_with_paper, plot_arms,
     plot_loss_curves, pooled_result,
 )
 from mtbench.metrics import compute_metrics, ignore_degenerate_input_warnings
 from mtbench.models import MultiTaskModel, create_backbone, create_head
-from mtbench.models.merging import beta_average
 from mtbench.mtl import MultiTaskLoss
 from mtbench.profiles import by_profile, current_profile
 from mtbench.tasks import Task
@@ -65,37 +72,9 @@ from mtbench.train.device import torch_threads
 NAME = "ruffini2024"
 DESCRIPTION = "Ruffini et al. 2024: STL vs FT vs multi-dataset multi-task (MDMT) COVID-19 prognosis from CXR, indicator-masked loss"
 
-#: The 18 backbones of the paper, by its (torchvision) names; all resolve through create_backbone.
-PAPER_BACKBONES = (
-    "densenet121", "densenet161", "densenet169", "densenet201",
-    "efficientnet_b0", "efficientnet_b1_pruned", "efficientnet_es", "efficientnet_es_pruned", "efficientnet_lite0",
-    "googlenet", "mobilenet_v2",
-    "resnet18", "resnet34", "resnet50", "resnet101", "wide_resnet50_2",
-    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0",
-)
-#: Which pretrained weights each name means with ``pretrained=True`` (torchvision's ImageNet
-#: weights where timm carries them as ``.tv_in1k``; timm's own for the EfficientNet family, which
-#: torchvision lacks; torchvision itself for the registered torchvision backbones).
-PRETRAINED_TAGS = {
-    **{n: f"{n}.tv_in1k" for n in ("densenet121", "densenet161", "densenet169", "densenet201",
-                                   "resnet18", "resnet34", "resnet50", "resnet101", "wide_resnet50_2")},
-    "efficientnet_b0": "efficientnet_b0.ra_in1k",
-    "efficientnet_b1_pruned": "efficientnet_b1_pruned.in1k",
-    "efficientnet_es": "efficientnet_es.ra_in1k",
-    "efficientnet_es_pruned": "efficientnet_es_pruned.in1k",
-    "efficientnet_lite0": "efficientnet_lite0.ra_in1k",
-    "googlenet": "googlenet", "mobilenet_v2": "mobilenet_v2",
-    "shufflenet_v2_x0_5": "shufflenet_v2_x0_5", "shufflenet_v2_x1_0": "shufflenet_v2_x1_0",
-}
 SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
 STRUCTURES = ("global", "lung", "regression")
 LOSS_MODES = ("masked_mean", "reference")
-
-#: The original code's training augmentation (each step with p = 0.5), for mtbench.data.cxr.augmentation.
-ORIGINAL_AUGMENT = {"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10,
-                    "elastic": {"alpha": [20, 40], "sigma": 7}}
-#: ReduceLROnPlateau factor per arm in the original configs (FT: no original code; a tau1 run, so 0.75).
-PLATEAU_FACTORS = {"stl_prognosis": 0.75, "stl_severity": 0.65, "ft": 0.75, "mdmt": 0.65}
 
 DEFAULT_ARMS = {
     "stl_prognosis": {"datasets": ["prognosis"], "tasks": ["prognosis"]},
@@ -199,20 +178,6 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------- tasks
-def reference_head(spec: Mapping[str, Any], task: str) -> tuple[str, str]:
-    """``(head, loss)`` of ``task`` in an arm as the original code builds it (``loss.mode = "reference"``).
-
-    A prognosis-only arm (STL tau1; FT, which has no original code, is built the same way) is the
-    original's single-task model: Dropout + Linear(F, 2), softmax and BCE. An arm with both tasks
-    (MDMT) has the H1 MLP with MSE on the two raw logits. Brixia class heads (global, per lung) are
-    ReLU + Dropout + Linear(F, 4) with cross-entropy, as in both the single- and multi-task models;
-    the zone regression head is the H1 MLP with MSE.
-    """
-    if task == "prognosis":
-        return ("dropout_linear", "softmax_bce") if list(spec["tasks"]) == ["prognosis"] else ("H1", "onehot_mse")
-    return ("H1", "mse") if task == "zones" else ("relu_dropout_linear", "ce")
-
-
 def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dict[str, list[Task]]:
     """``{"prognosis": [Task], "severity": [Task, ...]}`` for a severity structure and loss mode."""
     if structure not in STRUCTURES:
@@ -241,13 +206,8 @@ def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dic
 
 def label_columns(structure: str) -> dict[str, Any]:
     """Manifest columns holding each task's label."""
-    return {
-        "prognosis": "prognosis",
-        "severity": "brixia_global_class",
-        "severity_right": "brixia_right_class",
-        "severity_left": "brixia_left_class",
-        "zones": list(ZONE_COLUMNS),
-    }
+    return {"prognosis": "prognosis", "severity": "brixia_global_class", "severity_right": "brixia_right_class",
+            "severity_left": "brixia_left_class", "zones": list(ZONE_COLUMNS)}
 
 
 # -------------------------------------------------------------------------------- data
@@ -276,93 +236,11 @@ def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any], arm: s
     return MultiTaskModel(bb, heads)
 
 
-def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[str, MultiTaskModel]) -> MultiTaskModel:
-    """An arm's starting weights: ``backbone_from`` copies a trained backbone (FT); ``beta_average``
-    sets the backbone to ``beta * first + (1 - beta) * second`` (MDMT). As in the original code the
-    heads start fresh (the STL models' heads do not match MDMT's); ``heads: "copy"`` copies each
-    head from the first source model that has it. ``buffers``: ``"average"`` averages the batch-norm
-    statistics too; ``"fresh"`` (the original, which averages ``named_parameters`` only) keeps those
-    of the newly built (pretrained) backbone."""
-    if "backbone_from" in init:
-        model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
-    if "beta_average" in init:
-        a, b = (trained[x] for x in init["beta_average"])
-        beta, buffers = float(init.get("beta", 0.5)), init.get("buffers", "average")
-        if buffers == "average":
-            model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), beta))
-        elif buffers == "fresh":  # the original averages parameters only; batch-norm statistics stay the new model's
-            avg = beta_average(dict(a.backbone.named_parameters()), dict(b.backbone.named_parameters()), beta)
-            model.backbone.load_state_dict(avg, strict=False)
-        else:
-            raise ValueError(f"init.buffers must be 'average' or 'fresh', got {buffers!r}.")
-        if init.get("heads", "fresh") == "copy":
-            for name, head in model.heads.items():
-                src = next((m for m in (a, b) if name in m.heads), None)
-                if src is not None:
-                    head.load_state_dict(src.heads[name].state_dict())
-        elif init.get("heads", "fresh") != "fresh":
-            raise ValueError(f"init.heads must be 'fresh' or 'copy', got {init['heads']!r}.")
-    return model
-
-
 # --------------------------------------------------------------------------------- run
-def severity_fold(cfg: Mapping[str, Any], fold: str, data: TwoDatasets) -> str:
-    """The severity set's test fold paired with the prognosis test fold ``fold``.
-
-    The same fold, except under ``loco`` with ``protocol.loco_brixia_fold = k``: then every centre is
-    paired with the k-th severity fold (sorted names), as the original's loCo6 pairs the six
-    AIforCOVID centres with BrixIA fold 0. Refused where the two sets share patients (a patient in a
-    held-out centre could then train through its severity label).
-    """
-    k = cfg["protocol"].get("loco_brixia_fold")
-    if cfg["protocol"]["name"] != "loco" or k is None:
-        return fold
-    shared = set(data.prognosis["patient_id"]) & set(data.severity["patient_id"])
-    if shared:
-        raise ValueError(f"protocol.loco_brixia_fold = {k} pairs every centre with one severity fold, but {len(shared)} "
-                         f"patients (e.g. {sorted(map(str, shared))[0]!r}) are in both data sets; set it to null.")
-    folds = sorted(data.severity["fold"].astype(str).unique())
-    if not 0 <= int(k) < len(folds):
-        raise ValueError(f"protocol.loco_brixia_fold = {k}: the severity set has folds {folds} (0..{len(folds) - 1}).")
-    return folds[int(k)]
-
-
-def plateau_factor(setting: float | Mapping[str, float], arm: str) -> float:
-    """The arm's ReduceLROnPlateau factor: ``train.plateau_factor`` is one number or ``{arm: factor}``."""
-    if isinstance(setting, Mapping):
-        if arm not in setting:
-            raise ValueError(f"train.plateau_factor has no factor for arm {arm!r} (it has {sorted(setting)}); "
-                             "give one per arm or a single number.")
-        return float(setting[arm])
-    return float(setting)
-
-
 def _dataset(table, tasks, images, structure, transform=None):
     cols = label_columns(structure)
     return MultiTaskDataset(table, tasks, images, label_columns={t.name: cols[t.name] for t in tasks},
                             meta_columns=("patient_id", "center", "fold"), transform=transform)
-
-
-def arm_transform(cfg: Mapping[str, Any], arm: str, part: str):
-    """The per-image transform of an arm's ``part`` (train/val/test), or None.
-
-    Training images get ``data.augment`` (:func:`mtbench.data.cxr.augmentation`). With
-    ``data.normalisation = "as_original"`` the images were preprocessed without normalisation (the
-    clipped intensities), and, as the original code's configs do (``Imagenet`` in the single-task
-    prognosis config, the unmatched spelling ``ImageNet`` elsewhere), only a prognosis-only arm
-    (STL tau1; FT, which has no original code, alike) gets the ImageNet mean / std, on every part.
-    """
-    from torchvision.transforms import v2
-
-    from mtbench.data.cxr import IMAGENET_MEAN, IMAGENET_STD, augmentation
-
-    steps = [augmentation(cfg["data"].get("augment"))] if part == "train" else []
-    if cfg["data"]["normalisation"] == "as_original" and list(cfg["arms"][arm]["tasks"]) == ["prognosis"]:
-        c = int(cfg["model"]["in_chans"])
-        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if c == 3 else ([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3])
-        steps.append(v2.Normalize(mean, std))
-    steps = [t for t in steps if t is not None]
-    return None if not steps else steps[0] if len(steps) == 1 else v2.Compose(steps)
 
 
 def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[str, list[Task]]) -> list[Task]:

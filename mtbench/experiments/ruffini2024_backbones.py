@@ -1,6 +1,6 @@
 """The backbone sweep of Ruffini et al. (2024) as configuration of :mod:`mtbench.experiments.ruffini2024`.
 
-Full profile: the 18 backbones of the paper (:data:`~mtbench.experiments.ruffini2024.PAPER_BACKBONES`)
+Full profile: the 18 backbones of the paper (:data:`~mtbench.experiments.ruffini2024_protocol.PAPER_BACKBONES`)
 x 5-fold CV (set ``protocol.name = "loco"`` for leave-one-center-out), ImageNet weights, the
 paper's hyper-parameters, on AIforCOVID + BrixIA. Smoke profile: three small backbones
 (:data:`~mtbench.experiments.ruffini2024.SMALL_BACKBONES`) x 2 folds on the 120 real X-rays of the
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtbench.experiments import ruffini2024
+from mtbench.experiments.ruffini2024_protocol import PAPER_BACKBONES
 from mtbench.experiments.ruffini2024 import EXPERIMENT, RuffiniResult, data_manifest, data_splits, report, run, run_unit, units  # noqa: F401  (the same experiment)
 from mtbench.profiles import by_profile, current_profile
 
@@ -26,7 +27,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     cfg["experiment"] = NAME
     cfg["data"]["source"] = by_profile("cohen", "aiforcovid_brixia", p)
     cfg["data"]["size"] = by_profile(64, 256, p)
-    cfg["model"]["backbones"] = by_profile(list(ruffini2024.SMALL_BACKBONES), list(ruffini2024.PAPER_BACKBONES), p)
+    cfg["model"]["backbones"] = by_profile(list(ruffini2024.SMALL_BACKBONES), list(PAPER_BACKBONES), p)
     cfg["model"]["in_chans"] = 3
     cfg["model"]["backbone_kwargs"] = {}
     cfg["train"]["epochs"] = by_profile(4, 300, p)
