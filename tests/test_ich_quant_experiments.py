@@ -181,3 +181,18 @@ def test_gong_encoder_switch_to_an_inflated_3d_resnet(tmp_path):
     sum(v.sum() for v in out.values()).backward()
     g = bb.model.conv1.weight.grad
     assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_gong_run_with_the_3d_resnet_switch():
+    """Every arm trains with ``model.backbone = "inflated_resnet18"`` (smoke's ``channels`` narrow its
+    stages), and the downstream stage freezes the ResNet encoder like any other."""
+    cfg = _tiny(gong2023.default_config("smoke"), arms={"joint": {"tasks": ["volume", "prognosis"]},
+                                                         "upstream_downstream": {"tasks": ["volume", "prognosis"], "upstream": "joint"}})
+    cfg["model"].update(backbone="inflated_resnet18", backbone_kwargs={"channels": [4, 8, 16, 32]})
+    cfg["downstream"]["epochs"] = 1
+    r = gong2023.run(cfg, progress=False)
+    down = r.models["upstream_downstream/seed0"]
+    assert type(down.backbone).__name__ == "InflatedBackbone" and down.backbone.num_features == 32
+    assert not any(p.requires_grad for p in down.backbone.parameters())
+    p = r.predictions["upstream_downstream/seed0"]
+    assert np.isfinite(p["volume.pred"]).all() and p["volume.pred"].std() > 0
