@@ -6,7 +6,8 @@ The facts live in ``mtbench/references/protocols/<experiment>.yaml``, one row pe
 ``paper``      the paper's / original code's value, with its source ([code], [README], [abs]);
 ``key``        the dotted path of the experiment's configuration that sets it (``null``: no setting);
 ``original``   that value in configuration terms (omitted where the paper states none);
-``match``      ``equal`` (default) or ``contains`` (the paper names a family, e.g. "resnet");
+``match``      ``equal`` (default) or ``contains`` (the paper names a family, e.g. "resnet"; a list of
+               ``original`` names: the default contains any of them);
 ``mtbench``    for rows without ``key``: what mtbench does, in words;
 ``switch``     how to get the other behaviour;
 ``deviation``  why the full-profile default still differs (present only while it does).
@@ -55,7 +56,8 @@ def _same(value: Any, original: Any, match: str = "equal") -> bool:
     if value is MISSING:
         return False
     if match == "contains":
-        return str(original).lower() in str(value).lower()
+        names = original if isinstance(original, (list, tuple)) else [original]
+        return any(str(o).lower() in str(value).lower() for o in names)
     if isinstance(original, float) or isinstance(value, float):
         try:
             return abs(float(value) - float(original)) <= 1e-12 * max(1.0, abs(float(original)))

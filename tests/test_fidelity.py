@@ -51,6 +51,8 @@ def test_table_flags_and_renders():
     assert [row_status(r, cfg)[1] for r in rows] == [False, True, True, None]
     assert row_status(rows[2], cfg)[0] is MISSING
     assert get_path({"a": {"b": [1]}}, "a.b") == [1] and get_path({"a": 1}, "a.b") is MISSING
+    family = {"aspect": "encoder", "paper": "ResNet", "key": "m", "original": ["resnet", "r3d_"], "match": "contains", "switch": "x"}
+    assert [row_status(family, {"m": m})[1] for m in ("inflated_resnet18", "r3d_18", "densenet121_native")] == [False, False, True]
 
 
 def test_markdown_of_a_real_config(full_configs):

@@ -133,3 +133,66 @@ def test_smoke_worlds_are_learnable():
     assert phantom_known_answer(n_mc=3000, **{k: v for k, v in g.items() if k not in drop})["bayes_auc"]["prognosis"] > 0.85
     ka = phantom_known_answer(n_mc=3000, **{k: v for k, v in h.items() if k not in drop})
     assert ka["bayes_auc"]["growth"] > 0.85 and abs(ka["prevalence"]["growth"] - 0.15) < 0.03
+
+
+def test_gong_encoder_switch_to_an_inflated_3d_resnet(tmp_path):
+    """``model.backbone = "inflated_resnet18"``: the fidelity row then matches the paper's ResNet, the heads
+    get the encoder's 512 features, a tiny volume trains, and with a 2D checkpoint (i3d inflation,
+    replicated depth padding) a depth-constant volume gives the 2D network's features of one slice."""
+    import timm
+    import torch
+
+    from mtbench.fidelity import protocol_rows, row_status
+
+    torch.manual_seed(0)
+    m2 = timm.create_model("resnet18", num_classes=0, in_chans=1).eval()
+    for mod in m2.modules():  # non-trivial BN statistics, so the known answer sees them
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "resnet18_2d.pth"
+    torch.save(m2.state_dict(), path)
+
+    cfg = gong2023.default_config("full")
+    row = next(r for r in protocol_rows("gong2023") if r["aspect"] == "encoder")
+    assert row_status(row, cfg)[1] is True  # the default stays a DenseNet-121: no depth is stated
+    cfg["model"].update(backbone="inflated_resnet18", pretrained=str(path),
+                        backbone_kwargs={"mode": "i3d", "depth_padding": "replicate"})
+    assert row_status(row, cfg)[1] is False
+    model = gong2023._build(cfg, list(gong2023.make_tasks().values()))
+    bb = model.backbone
+    assert bb.spatial_dims == 3 and bb.num_features == 512 == bb.feature_channels[-1]
+    assert all(h.net[-1].in_features == 512 for h in model.heads.values())  # linear heads on the pooled features
+
+    model.eval()  # the known answer first: a training step changes the batch-norm statistics
+    img = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        f2 = m2(img)
+        f3 = bb(img[:, :, None].expand(-1, -1, 16, -1, -1).contiguous())
+    assert float((f3 - f2).abs().max() / f2.abs().max()) <= 1e-4
+    # a different depth profile gives different features (the comparison above can fail)
+    with torch.no_grad():
+        f3b = bb(img[:, :, None].expand(-1, -1, 16, -1, -1) * torch.linspace(0.5, 1.5, 16)[None, None, :, None, None])
+    assert float((f3b - f2).abs().max() / f2.abs().max()) > 1e-2
+
+    model.train()
+    out = model(torch.randn(2, 1, 16, 32, 32))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"volume": (2, 1), "prognosis": (2, 1)}
+    sum(v.sum() for v in out.values()).backward()
+    g = bb.model.conv1.weight.grad
+    assert g is not None and torch.isfinite(g).all() and g.abs().sum() > 0
+
+
+def test_gong_run_with_the_3d_resnet_switch():
+    """Every arm trains with ``model.backbone = "inflated_resnet18"`` (smoke's ``channels`` narrow its
+    stages), and the downstream stage freezes the ResNet encoder like any other."""
+    cfg = _tiny(gong2023.default_config("smoke"), arms={"joint": {"tasks": ["volume", "prognosis"]},
+                                                         "upstream_downstream": {"tasks": ["volume", "prognosis"], "upstream": "joint"}})
+    cfg["model"].update(backbone="inflated_resnet18", backbone_kwargs={"channels": [4, 8, 16, 32]})
+    cfg["downstream"]["epochs"] = 1
+    r = gong2023.run(cfg, progress=False)
+    down = r.models["upstream_downstream/seed0"]
+    assert type(down.backbone).__name__ == "InflatedBackbone" and down.backbone.num_features == 32
+    assert not any(p.requires_grad for p in down.backbone.parameters())
+    p = r.predictions["upstream_downstream/seed0"]
+    assert np.isfinite(p["volume.pred"]).all() and p["volume.pred"].std() > 0

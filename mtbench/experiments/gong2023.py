@@ -12,15 +12,17 @@ aspect                       here                                               
 tasks                        volume regression (mL) + prognosis (binary)         same
 schedule                     ``upstream_downstream``: a shared encoder trained   same idea; layers,
                              on both tasks, then the two heads fine-tuned with   epochs, freezing
-                             the encoder frozen (``downstream``)                 details: not public
+                             the encoder frozen (``downstream``)                 details: not stated
 comparators                  ``joint`` (plain joint training), ``single_volume``  multi-task vs
                              and ``single_prognosis``                            single-task
 volume target                ``volume.transform`` of mL (full ``log1p``), z-scored not stated
                              on the training split; scored back in mL
 loss weights                 ``loss.weights`` (1 : 1)                            not stated
 encoder                      ``model.backbone`` (smoke: small 3D ConvNet; full:  the keywords name
-                             3D DenseNet-121)                                    ResNet; depth and
-                                                                                 2D/3D not stated
+                             3D DenseNet-121); a 3D ResNet is a switch:          ResNet; depth and
+                             ``"inflated_resnet18"`` (34, 50: a timm ResNet      2D/3D not stated
+                             inflated to 3D; a 2D weights file in
+                             ``model.pretrained``) or ``"r3d_18"``
 explanations                 Grad-CAM per head (``mtbench.explain``)             Grad-CAM heatmaps
 ===========================  ==================================================  ===================
 
@@ -87,6 +89,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "model": {
             "backbone": by_profile("convnet", "densenet121_native", p),
             "backbone_kwargs": by_profile({"channels": [8, 16, 32, 64]}, {}, p),
+            "pretrained": False,  # or a weights file, e.g. a 2D timm ResNet state dict for "inflated_resnet18"
             "head_hidden": [],
             "head_dropout": 0.0,
         },
@@ -196,7 +199,8 @@ def _build(cfg, tasks, spatial_dims=3):
     m = cfg["model"]
     in_chans = max(1, len(cfg["data"]["preprocess"]["windows"]))
     return create_model(m["backbone"], tasks, spatial_dims=spatial_dims, in_chans=in_chans, head_hidden=m["head_hidden"],
-                        head_dropout=m["head_dropout"], backbone_kwargs=m.get("backbone_kwargs") or {})
+                        head_dropout=m["head_dropout"], backbone_kwargs=m.get("backbone_kwargs") or {},
+                        pretrained=m.get("pretrained", False))
 
 
 def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prepared: Prepared | None = None,

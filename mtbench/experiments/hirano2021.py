@@ -15,15 +15,15 @@ aspect                       here                                               
 arms                         ``classification`` (growth head only) vs                   same idea
                              ``joint_segmentation`` (growth head + U-Net decoder on
                              the same encoder, Dice+BCE)
-encoder / decoder            ``model.backbone`` + :class:`~mtbench.models.decoder.UNetDecoder`  not public
+encoder / decoder            ``model.backbone`` + :class:`~mtbench.models.decoder.UNetDecoder`  not stated
                              (``model.decoder_kwargs``)
-loss weights                 ``loss.weights`` (1 : 1)                                   not public
+loss weights                 ``loss.weights`` (1 : 1)                                   not stated
 "rapid growth" label         the phantom's ``growth`` (prevalence ``growth_prevalence``  rapid growth
                              = 0.15), driven by clot heterogeneity and volume            within 6-24 h;
                                                                                          how it is
                                                                                          measured: not
                                                                                          in the abstract
-imbalance                    ``imbalance.sampler`` (``balanced``/``oversample``/         not public
+imbalance                    ``imbalance.sampler`` (``balanced``/``oversample``/         not stated
                              ``none``), ``imbalance.loss`` (``bce``/``focal``),
                              ``imbalance.pos_weight``
 seeds                        several (``seeds``): with few positives one run says little  --
