@@ -77,7 +77,6 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         **ich_config(
             NAME, p,
             # smoke: the known-answer preset (prognosis ceiling 0.92 from the latents; docs/worlds.md),
-            # drawn at the model's input size
             # drawn at twice the model's input size and resized (partial volume as in a real downsampled CT)
             phantom={"n_patients": 320, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM_ICH},
             skull_strip=by_profile(True, False, p),
