@@ -285,6 +285,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     import torch
     from torch.utils.data import Subset
 
+    from mtbench.experiments.ich_common import train_augmentation
     from mtbench.models import create_model
     from mtbench.mtl import MultiTaskLoss
     from mtbench.thresholds import predict_thresholded
@@ -300,16 +301,16 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     batch_size = tcfg.pop("batch_size")
     num_workers = tcfg.pop("num_workers", 0)
 
-    def dataset(rows: np.ndarray, tasks):
+    def dataset(rows: np.ndarray, tasks, transform=None):
         part = table.iloc[rows]
         imgs = images[rows] if isinstance(images, np.ndarray) else images
-        return MultiTaskDataset(part, tasks, imgs, meta_columns=["patient_id"])
+        return MultiTaskDataset(part, tasks, imgs, meta_columns=["patient_id"], transform=transform)
 
     spec = cfg["arms"][arm]
     fs = splits[splits["fold"] == fold]
     rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
     tasks = [prep["tasks"][n] for n in spec["tasks"]]
-    train_ds = dataset(rows["train"], tasks)
+    train_ds = dataset(rows["train"], tasks, train_augmentation(cfg.get("augment", {}).get("flip_axes")))
     if cfg.get("oversample", True):
         idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + fold)
         train_ds = Subset(train_ds, idx.tolist())
