@@ -66,11 +66,11 @@ def test_validation_split_is_patient_grouped():
 
 
 def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
-    from mtbench.data.worlds import SMOKE_PHANTOM_AGE
+    from mtbench.data.worlds import SMOKE_PHANTOM_COBO
 
     smoke, full = exp.default_config("smoke"), exp.default_config("full")
     assert smoke["train"]["monitor"] == "loss" and smoke["eval"]["threshold"] == "youden"
-    assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_AGE} == SMOKE_PHANTOM_AGE
+    assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_COBO} == SMOKE_PHANTOM_COBO
     assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
     assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
     assert exp.paper_arms() == full["arms"]

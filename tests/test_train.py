@@ -70,6 +70,13 @@ def test_history_and_best_checkpoint(loaders, tmp_path):
         assert torch.equal(v.cpu(), saved["model"][k])
 
 
+def test_monitor_last_keeps_the_last_epoch(loaders):
+    """``monitor="last"`` (no selection, e.g. after a cosine schedule): the final weights, validation still recorded."""
+    res = _train(loaders, epochs=3, monitor="last", scheduler="cosine")
+    assert res.best_epoch == 3 and not res.stopped_early and res.history["val_loss"].notna().all()
+    assert res.history["lr"].is_monotonic_decreasing  # the cosine schedule ran
+
+
 def test_early_stopping_when_nothing_improves(loaders):
     seed_everything(0)
     model = create_model("convnet", TASKS, in_chans=1, backbone_kwargs={"channels": (8, 16)})

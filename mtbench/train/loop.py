@@ -45,9 +45,10 @@ class TrainConfig:
     """Hyper-parameters of :func:`fit`.
 
     ``monitor`` is ``"loss"`` (validation loss, lower is better), ``"loss.<task>"`` (one task's
-    validation loss, e.g. ``"loss.prognosis"``), or ``"<task>.<metric>"`` (e.g.
-    ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``); ``mode`` follows the metric unless
-    given. Early stopping ends training after ``patience`` epochs without improvement, but never
+    validation loss, e.g. ``"loss.prognosis"``), ``"<task>.<metric>"`` (e.g.
+    ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``) or ``"last"`` (no selection: the last
+    epoch's weights are kept, e.g. once a ``"cosine"`` schedule has annealed the learning rate;
+    validation still runs and is recorded); ``mode`` follows the metric unless given. Early stopping ends training after ``patience`` epochs without improvement, but never
     before ``min_epochs``. ``amp="auto"`` enables mixed precision on CUDA only.
 
     ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
@@ -94,6 +95,8 @@ class TrainConfig:
     def resolved_mode(self) -> str:
         if self.mode:
             return self.mode
+        if self.monitor == "last":
+            return "max"  # the score is the epoch number: every epoch improves
         if self.monitor == "loss" or self.monitor.startswith("loss."):
             return "min"
         metric = self.monitor.split(".", 1)[-1]
@@ -254,9 +257,11 @@ def fit(
         if val_loader is not None:
             val_row, val_metrics, val_losses = evaluate(model, val_loader, tasks, loss, device, amp_dtype, cfg.channels_last)
             row.update(val_row)
-            score = monitor_value(cfg.monitor, row["val_loss"], val_metrics, val_losses)
+            score = monitor_value(cfg.monitor, row["val_loss"], val_metrics, val_losses) if cfg.monitor != "last" else 0.0
         else:
             score = row["train_loss"]
+        if cfg.monitor == "last":
+            score = float(epoch)
         if score != score and main:  # NaN: say so (and why) instead of silently never improving
             warnings.warn(f"monitor {cfg.monitor!r} is NaN at epoch {epoch}; this epoch cannot become the best "
                           f"({row.get('val_warnings', 'no metric warning recorded')}).", RuntimeWarning, stacklevel=2)
@@ -280,6 +285,8 @@ def fit(
 
 
 def _check_monitor(cfg: TrainConfig, tasks: Mapping[str, Task], val_loader) -> None:
+    if cfg.monitor == "last":
+        return
     if cfg.monitor.startswith("loss.") and cfg.monitor[len("loss."):] not in tasks:
         raise ValueError(f"monitor={cfg.monitor!r}: no task {cfg.monitor[len('loss.'):]!r} (tasks: {list(tasks)}).")
     if val_loader is None and cfg.monitor != "loss":
