@@ -69,7 +69,8 @@ def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
     from mtbench.data.worlds import SMOKE_PHANTOM_COBO
 
     smoke, full = exp.default_config("smoke"), exp.default_config("full")
-    assert smoke["train"]["monitor"] == "loss" and smoke["eval"]["threshold"] == "youden"
+    assert smoke["train"]["monitor"] == "last" and smoke["train"]["scheduler"] == "cosine" and smoke["eval"]["threshold"] == "youden"
+    assert full["train"]["monitor"] == "prognosis.balanced_accuracy" and full["train"]["scheduler"] is None and full["augment"]["flip_axes"] == []
     assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_COBO} == SMOKE_PHANTOM_COBO
     assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
     assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
