@@ -1,9 +1,58 @@
-"""Cobo et al. 2024: full-profile defaults that follow the original code (issue 15)."""
+"""Cobo et al. 2024: full-profile defaults that follow the original code, and the mechanisms behind them (issue 15)."""
+
+import numpy as np
+import pandas as pd
+import pytest
 
 from mtbench.experiments.cobo2024 import default_config
+from mtbench.experiments.cobo2024_protocol import original_splits, splits_for
 
 
 def test_optimiser_lr_and_weight_decay_follow_original():
     train = default_config("full")["train"]
     assert train["lr"] == 1e-3  # original AdamW lr
     assert train["weight_decay"] == 1e-4  # original AdamW weight decay
+
+
+def _table(n=83, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = [str(i) for i in rng.permutation(np.arange(100, 100 + n))]
+    return pd.DataFrame({"sample_id": ids, "patient_id": ids, "prognosis": (rng.random(n) < 0.6).astype(int)})
+
+
+def test_original_splits_are_sklearns_stratified_kfold_and_train_test_split():
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    table = _table()
+    s = original_splits(table, n_splits=10, val_fraction=0.1, seed=1)
+    ids, y = table["patient_id"].to_numpy(), table["prognosis"].to_numpy()
+    for k, (tr, te) in enumerate(StratifiedKFold(10, shuffle=True, random_state=1).split(ids, y)):
+        fold = s[s["fold"] == k]
+        assert set(fold.loc[fold.split == "test", "patient_id"]) == set(ids[te])
+        tr_ids, val_ids = train_test_split(ids[tr], test_size=0.1, random_state=1, stratify=y[tr])
+        assert set(fold.loc[fold.split == "val", "patient_id"]) == set(val_ids)
+        assert set(fold.loc[fold.split == "train", "patient_id"]) == set(tr_ids)
+    # another seed gives other folds: the seed is used
+    other = original_splits(table, 10, 0.1, seed=0)
+    assert not other[other.split == "test"].sort_values("patient_id")["fold"].equals(
+        s[s.split == "test"].sort_values("patient_id")["fold"])
+
+
+def test_original_splits_keep_a_patients_rows_together():
+    table = _table(40)
+    two = pd.concat([table, table.assign(sample_id=table["sample_id"] + "_b")], ignore_index=True)
+    s = original_splits(two, n_splits=4, val_fraction=0.2, seed=1)
+    for _, fold in s.groupby("fold"):
+        assert fold.groupby("patient_id")["split"].nunique().max() == 1
+    with pytest.raises(ValueError, match="disagree"):
+        original_splits(two.assign(prognosis=np.r_[table["prognosis"], 1 - table["prognosis"]]), 4, 0.2)
+
+
+def test_full_profile_uses_the_original_folds_smoke_keeps_its_own():
+    full, smoke = default_config("full")["cv"], default_config("smoke")["cv"]
+    assert (full["splitter"], full["seed"], full["n_splits"], full["val_fraction"]) == ("original", 1, 10, 0.1)
+    assert (smoke["splitter"], smoke["seed"]) == ("grouped", 0)
+    table = _table()
+    assert splits_for(table, full).equals(original_splits(table, 10, 0.1, 1))
+    with pytest.raises(ValueError, match="splitter"):
+        splits_for(table, {**full, "splitter": "random"})

@@ -44,11 +44,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data import MultiTaskDataset
 from mtbench.data.report import Manifest, Report
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
+from mtbench.experiments.cobo2024_protocol import make_splits, splits_for  # noqa: F401  (make_splits: public API)
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -132,7 +133,9 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
         },
         # validation: whole patients; 15% in smoke so each class has a handful of validation patients
-        "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": by_profile(0.15, 0.1, p), "seed": 0, "folds": None},
+        # full: the original's StratifiedKFold(10, shuffle, random_state=1) + train_test_split(0.1) (cobo2024_protocol)
+        "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": by_profile(0.15, 0.1, p), "seed": by_profile(0, 1, p),
+               "splitter": by_profile("grouped", "original", p), "folds": None},
         "oversample": True,
         # training-split augmentation: random flips along these spatial axes (2 = right-left; the
         # phantom's labels depend on up/down and front/back location, not on the side); full: none
@@ -190,36 +193,6 @@ def load_data(cfg: Mapping[str, Any]):
         print(report_text(manifest))
         return manifest, VolumeLoader(pre, d.get("cache_dir"))
     raise ValueError(f"Unknown data source {d['source']!r}; use 'phantom' or 'ich_ct'.")
-
-
-def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: int = 0) -> pd.DataFrame:
-    """Long table ``fold, sample_id, patient_id, prognosis, split`` (train/val/test) for every fold.
-
-    Folds are patient-grouped and stratified by prognosis; within each fold's training part about
-    ``val_fraction`` of the *patients* is held out for validation (one fold of a patient-grouped,
-    stratified ``round(1 / val_fraction)``-fold split), and every fold goes through
-    :func:`mtbench.data.splits.check_no_leakage`.
-    """
-    from mtbench.data.splits import check_no_leakage
-
-    folds = assign_folds(table, n_splits, group_column="patient_id", stratify_column="prognosis", seed=seed)
-    rows = []
-    for k in range(n_splits):
-        split = pd.Series("test", index=table.index)
-        rest = table[folds != k]
-        split[rest.index] = "train"
-        if val_fraction > 0:
-            # a class must have a patient in every validation fold (small smoke tables: fewer folds)
-            n_val = max(2, min(round(1 / val_fraction), int(rest["prognosis"].value_counts().min())))
-            vfolds = assign_folds(rest, n_val, group_column="patient_id", stratify_column="prognosis", seed=seed + 1 + k)
-            split[vfolds.index[vfolds == 0]] = "val"
-        check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
-        for name in ("train", "val", "test"):
-            part = table[split == name]
-            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
-                                      "patient_id": part["patient_id"].to_numpy(),
-                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
-    return pd.concat(rows, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- result
@@ -285,7 +258,7 @@ def prepare(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "table": table,
         "report": report,
         "images": images,
-        "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
+        "splits": splits_for(table, cv),
         "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
         "tasks": make_tasks(cfg.get("prognosis_pos_weight")),
     }

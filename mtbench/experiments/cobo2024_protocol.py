@@ -1,0 +1,104 @@
+"""Cobo et al. (2024): the pieces of the original code's protocol that :mod:`mtbench.experiments.cobo2024`
+switches on in its full profile (issue 15).
+
+Each function reproduces one step of ``Trustworthy-AI-UU-NKI/MultitaskLearning_ICH_Prognosis``
+(``TrainImageModels/train_*.py`` @ 9f1ee396ad18) and is selected by a configuration key:
+
+========================  ===========================================  ============================
+function                  original code                                configuration
+========================  ===========================================  ============================
+:func:`original_splits`   ``StratifiedKFold(10, shuffle, random_state  ``cv.splitter = "original"``,
+                          =1)`` then ``train_test_split(test_size=0.1,  ``cv.seed = 1``
+                          random_state=1, stratify)`` per fold
+========================  ===========================================  ============================
+
+This module never imports :mod:`~mtbench.experiments.cobo2024` (no import cycle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from mtbench.data import assign_folds
+
+
+def original_splits(table: pd.DataFrame, n_splits: int = 10, val_fraction: float = 0.1, seed: int = 1) -> pd.DataFrame:
+    """The original code's folds: ``StratifiedKFold(n_splits, shuffle=True, random_state=seed)`` over the
+    patients, stratified by prognosis; in each fold ``train_test_split(test_size=val_fraction,
+    random_state=seed, stratify=prognosis)`` of the training patients gives the validation set.
+
+    The original splits its list of volumes, one per patient, in the order of the clinical table;
+    the folds here are the same given the same row order. Patients with several rows are split as
+    one unit (their rows must agree on the prognosis). Returns the long table of
+    :func:`mtbench.experiments.cobo2024.make_splits` (``fold, sample_id, patient_id, prognosis, split``).
+    """
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from mtbench.data.splits import check_no_leakage
+
+    per_patient = table.groupby("patient_id", sort=False)["prognosis"]
+    mixed = per_patient.nunique()
+    if (mixed > 1).any():
+        raise ValueError(f"Patients whose rows disagree on the prognosis: {mixed.index[mixed > 1].tolist()[:6]}.")
+    patients = per_patient.first()
+    if patients.isna().any():
+        raise ValueError(f"Patients without a prognosis cannot be stratified: {patients.index[patients.isna()].tolist()[:6]}.")
+    ids, y = patients.index.to_numpy(), patients.to_numpy()
+    skf = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    rows = []
+    for k, (train_idx, test_idx) in enumerate(skf.split(ids, y)):
+        split = {p: "test" for p in ids[test_idx]}
+        train_ids = ids[train_idx]
+        if val_fraction > 0:
+            train_ids, val_ids = train_test_split(train_ids, test_size=val_fraction, random_state=seed, stratify=y[train_idx])
+            split.update({p: "val" for p in val_ids})
+        split.update({p: "train" for p in train_ids})
+        labels = table["patient_id"].map(split)
+        check_no_leakage({s: table[labels == s] for s in ("train", "val", "test")}, "patient_id")
+        for name in ("train", "val", "test"):
+            part = table[labels == name]
+            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
+                                      "patient_id": part["patient_id"].to_numpy(),
+                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: int = 0) -> pd.DataFrame:
+    """Long table ``fold, sample_id, patient_id, prognosis, split`` (train/val/test) for every fold.
+
+    Folds are patient-grouped and stratified by prognosis; within each fold's training part about
+    ``val_fraction`` of the *patients* is held out for validation (one fold of a patient-grouped,
+    stratified ``round(1 / val_fraction)``-fold split), and every fold goes through
+    :func:`mtbench.data.splits.check_no_leakage`.
+    """
+    from mtbench.data.splits import check_no_leakage
+
+    folds = assign_folds(table, n_splits, group_column="patient_id", stratify_column="prognosis", seed=seed)
+    rows = []
+    for k in range(n_splits):
+        split = pd.Series("test", index=table.index)
+        rest = table[folds != k]
+        split[rest.index] = "train"
+        if val_fraction > 0:
+            # a class must have a patient in every validation fold (small smoke tables: fewer folds)
+            n_val = max(2, min(round(1 / val_fraction), int(rest["prognosis"].value_counts().min())))
+            vfolds = assign_folds(rest, n_val, group_column="patient_id", stratify_column="prognosis", seed=seed + 1 + k)
+            split[vfolds.index[vfolds == 0]] = "val"
+        check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
+        for name in ("train", "val", "test"):
+            part = table[split == name]
+            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
+                                      "patient_id": part["patient_id"].to_numpy(),
+                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def splits_for(table: pd.DataFrame, cv) -> pd.DataFrame:
+    """The splits a ``cv`` config asks for: ``splitter`` ``"original"`` (:func:`original_splits`) or
+    ``"grouped"`` (default, :func:`make_splits`)."""
+    splitter = cv.get("splitter", "grouped")
+    if splitter not in ("grouped", "original"):
+        raise ValueError(f"cv.splitter must be 'grouped' or 'original', got {splitter!r}.")
+    fn = original_splits if splitter == "original" else make_splits
+    return fn(table, cv["n_splits"], cv["val_fraction"], cv["seed"])
