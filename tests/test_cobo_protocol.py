@@ -56,3 +56,22 @@ def test_full_profile_uses_the_original_folds_smoke_keeps_its_own():
     assert splits_for(table, full).equals(original_splits(table, 10, 0.1, 1))
     with pytest.raises(ValueError, match="splitter"):
         splits_for(table, {**full, "splitter": "random"})
+
+
+def test_amsgrad_option_reaches_the_optimiser():
+    import torch
+
+    from mtbench.train import TrainConfig
+    from mtbench.train.optim import make_optimizer
+
+    for name, cls in (("adamw", torch.optim.AdamW), ("adam", torch.optim.Adam)):
+        for flag in (False, True):
+            w = torch.nn.Parameter(torch.ones(3))
+            opt = make_optimizer([w], TrainConfig(optimizer=name, amsgrad=flag, lr=1e-3, weight_decay=1e-4))
+            assert isinstance(opt, cls) and opt.param_groups[0]["amsgrad"] is flag
+            w.sum().backward()
+            opt.step()
+            assert ("max_exp_avg_sq" in opt.state[w]) is flag  # AMSGrad keeps the running maximum
+    train = default_config("full")["train"]
+    assert train["optimizer"] == "adamw" and train["amsgrad"] is True
+    assert default_config("smoke")["train"]["amsgrad"] is False

@@ -159,6 +159,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "lr": by_profile(3e-3, 1e-3, p),  # full: the original code's AdamW lr; smoke: faster for 20 epochs
             "weight_decay": by_profile(1e-2, 1e-4, p),  # full: the original's 1e-4
             "optimizer": "adamw",
+            "amsgrad": by_profile(False, True, p),  # full: the original's AdamW(amsgrad=True)
             # smoke: cosine decay over the epochs, so the last epochs are stable (no schedule in full)
             "scheduler": by_profile("cosine", None, p),
             # balanced accuracy over ~20 validation patients rarely improves after epoch 1, and the

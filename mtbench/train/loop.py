@@ -57,6 +57,8 @@ class TrainConfig:
     same as ``monitor``; e.g. ``"loss"``, the total validation loss, while ``monitor`` selects on
     ``"loss.prognosis"``). ``plateau_min_lr``: the plateau scheduler's floor on the learning rate.
 
+    ``amsgrad``: the AMSGrad variant of ``"adam"``/``"adamw"`` (Cobo et al. 2024's original code).
+
     ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
     continue: model, optimiser, scheduler, scaler, loss/weighting state, history and every RNG) are
     written after each epoch. With ``resume=True`` a later ``fit`` with the same directory continues
@@ -67,6 +69,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
+    amsgrad: bool = False
     momentum: float = 0.9
     scheduler: str | None = None
     plateau_factor: float = 0.5

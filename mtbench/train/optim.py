@@ -32,12 +32,12 @@ def register_scheduler(name: str, **meta):
 
 @register_optimizer("adamw")
 def _adamw(params, cfg):
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=getattr(cfg, "amsgrad", False))
 
 
 @register_optimizer("adam")
 def _adam(params, cfg):
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=getattr(cfg, "amsgrad", False))
 
 
 @register_optimizer("sgd")
