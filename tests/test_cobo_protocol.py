@@ -75,3 +75,12 @@ def test_amsgrad_option_reaches_the_optimiser():
     train = default_config("full")["train"]
     assert train["optimizer"] == "adamw" and train["amsgrad"] is True
     assert default_config("smoke")["train"]["amsgrad"] is False
+
+
+def test_full_profile_batch_8_accumulated_3_times():
+    full, smoke = default_config("full")["train"], default_config("smoke")["train"]
+    assert (full["batch_size"], full["grad_accum_steps"]) == (8, 3)
+    assert (smoke["batch_size"], smoke["grad_accum_steps"]) == (16, 1)
+    from mtbench.train import TrainConfig
+
+    assert TrainConfig(**{k: v for k, v in full.items() if k != "batch_size"}).grad_accum_steps == 3

@@ -127,3 +127,41 @@ def test_workers_and_accumulation_match_the_plain_loop(loaders):
     accumulated = run(16, 2, 2)
     # Accumulation averages two half-batch means = the full-batch mean (equal halves).
     assert torch.allclose(full, accumulated, atol=1e-5)
+
+
+class _Linear(torch.nn.Module):
+    """A BN-free, dropout-free model: accumulation must equal the large batch exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.f = torch.nn.Linear(32 * 32, 1)
+
+    def forward(self, x, return_features=False):
+        return {"prognosis": self.f(x.flatten(1))}
+
+
+def _linear_fit(ds, batch, accum, epochs=2, **kw):
+    seed_everything(0)
+    dl = make_loader(ds, batch_size=batch, shuffle=False)
+    return fit(_Linear(), dl, None, [TASKS[0]], epochs=epochs, lr=1e-2, optimizer="adamw", amsgrad=True,
+               weight_decay=1e-4, grad_accum_steps=accum, progress=False, **kw)
+
+
+def test_accumulating_k_batches_of_b_is_one_step_on_a_batch_of_kb():
+    """grad_accum_steps=3 over batches of 4 = one AdamW step per batch of 12 (loss scaled by 1/3)."""
+    d = make_synthetic_cxr(n_patients=48, size=32, seed=3)
+    ds = MultiTaskDataset(d.table, [TASKS[0]], d.images)
+    big, acc, plain = _linear_fit(ds, 12, 1), _linear_fit(ds, 4, 3), _linear_fit(ds, 4, 1)
+    w = {k: torch.cat([p.detach().flatten() for p in r.model.parameters()]) for k, r in
+         (("big", big), ("acc", acc), ("plain", plain))}
+    assert torch.allclose(w["big"], w["acc"], atol=1e-6)
+    assert not torch.allclose(w["big"], w["plain"], atol=1e-4)  # without accumulation: 3x the steps
+
+
+def test_accumulation_steps_at_the_end_of_an_epoch(tmp_path):
+    """5 batches with grad_accum_steps=3: a step after batch 3 and one after batch 5 (the remainder)."""
+    d = make_synthetic_cxr(n_patients=20, size=32, seed=4)
+    ds = MultiTaskDataset(d.table, [TASKS[0]], d.images)
+    _linear_fit(ds, 4, 3, epochs=2, checkpoint_dir=str(tmp_path), resume=False)
+    state = torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["state"]
+    assert {int(s["step"]) for s in state.values()} == {4}  # 2 optimiser steps x 2 epochs
