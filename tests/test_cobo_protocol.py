@@ -84,3 +84,14 @@ def test_full_profile_batch_8_accumulated_3_times():
     from mtbench.train import TrainConfig
 
     assert TrainConfig(**{k: v for k, v in full.items() if k != "batch_size"}).grad_accum_steps == 3
+
+
+def test_full_profile_steps_a_plateau_scheduler_per_optimiser_step():
+    from mtbench.train import TrainConfig
+    from mtbench.train.optim import steps_per_optimizer_step
+
+    full = default_config("full")["train"]
+    cfg = TrainConfig(**{k: v for k, v in full.items() if k != "batch_size"})
+    assert (cfg.scheduler, cfg.plateau_patience, cfg.plateau_factor) == ("plateau_step", 5, 0.98)
+    assert steps_per_optimizer_step(cfg) and not steps_per_optimizer_step(TrainConfig(scheduler="plateau"))
+    assert default_config("smoke")["train"]["scheduler"] == "cosine"

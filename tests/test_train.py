@@ -165,3 +165,38 @@ def test_accumulation_steps_at_the_end_of_an_epoch(tmp_path):
     _linear_fit(ds, 4, 3, epochs=2, checkpoint_dir=str(tmp_path), resume=False)
     state = torch.load(tmp_path / "last.pt", weights_only=False)["optimizer"]["state"]
     assert {int(s["step"]) for s in state.values()} == {4}  # 2 optimiser steps x 2 epochs
+
+
+def test_plateau_step_scheduler_steps_on_each_optimiser_steps_training_loss(monkeypatch):
+    """scheduler="plateau_step": ReduceLROnPlateau fed, after every optimiser step, that step's last
+    batch loss / grad_accum_steps (Cobo et al. 2024), never once per epoch."""
+    from mtbench.mtl.loss import MultiTaskLoss as MTL
+
+    fed, batch_losses = [], []
+    orig_step, orig_forward = torch.optim.lr_scheduler.ReduceLROnPlateau.step, MTL.forward
+
+    def spy_step(self, metrics, *a, **k):
+        fed.append(float(metrics))
+        return orig_step(self, metrics, *a, **k)
+
+    def spy_forward(self, *a, **k):
+        res = orig_forward(self, *a, **k)
+        if torch.is_grad_enabled():  # training batches only
+            batch_losses.append(float(res.total.detach()))
+        return res
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.ReduceLROnPlateau, "step", spy_step)
+    monkeypatch.setattr(MTL, "forward", spy_forward)
+    d = make_synthetic_cxr(n_patients=20, size=32, seed=4)
+    ds = MultiTaskDataset(d.table, [TASKS[0]], d.images)
+    res = _linear_fit(ds, 4, 3, epochs=2, scheduler="plateau_step", plateau_patience=0, plateau_factor=0.5)
+    # 5 batches per epoch, steps after batches 3 and 5 of each epoch
+    assert len(batch_losses) == 10
+    assert np.allclose(fed, [batch_losses[i] / 3 for i in (2, 4, 7, 9)], rtol=1e-6)
+    # patience 0: every step that does not improve on the best halves the learning rate
+    best, bad = float("inf"), []
+    for v in fed:
+        bad.append(not v < best * (1 - 1e-4))
+        best = min(best, v)
+    assert res.history["lr"].tolist() == pytest.approx([1e-2, 1e-2 * 0.5 ** sum(bad[:2])])
+    assert sum(bad) >= 1  # the run exercised a reduction

@@ -161,8 +161,11 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "weight_decay": by_profile(1e-2, 1e-4, p),  # full: the original's 1e-4
             "optimizer": "adamw",
             "amsgrad": by_profile(False, True, p),  # full: the original's AdamW(amsgrad=True)
-            # smoke: cosine decay over the epochs, so the last epochs are stable (no schedule in full)
-            "scheduler": by_profile("cosine", None, p),
+            # smoke: cosine decay over the epochs, so the last epochs are stable; full: the original's
+            # ReduceLROnPlateau(patience 5, factor 0.98) on the training loss after every optimiser step
+            "scheduler": by_profile("cosine", "plateau_step", p),
+            "plateau_patience": 5,
+            "plateau_factor": 0.98,
             # balanced accuracy over ~20 validation patients rarely improves after epoch 1, and the
             # validation loss of these quickly overconfident models picked epoch 1-4 in some folds
             # (issue 13): smoke keeps the last epoch of the cosine schedule ("last", no selection);

@@ -35,7 +35,7 @@ from mtbench.train.checkpoint import atomic_save, load_resumable, save_resumable
 from mtbench.train.device import resolve_amp, resolve_device
 from mtbench.train.engine import BestTracker, evaluate, monitor_value, train_one_epoch
 from mtbench.train.inference import predict
-from mtbench.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, step_scheduler
+from mtbench.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, step_scheduler, steps_per_optimizer_step
 
 __all__ = ["FitResult", "TrainConfig", "fit", "make_loader", "predict", "seed_everything"]
 
@@ -56,6 +56,9 @@ class TrainConfig:
     warm-up keeps its last epoch. ``scheduler_monitor``: what a plateau scheduler watches (None: the
     same as ``monitor``; e.g. ``"loss"``, the total validation loss, while ``monitor`` selects on
     ``"loss.prognosis"``). ``plateau_min_lr``: the plateau scheduler's floor on the learning rate.
+    ``scheduler="plateau_step"`` (Cobo et al. 2024's original code): ReduceLROnPlateau
+    (``plateau_factor``, ``plateau_patience``) stepped after every optimiser step on that step's
+    training loss, not once per epoch.
 
     ``amsgrad``: the AMSGrad variant of ``"adam"``/``"adamw"`` (Cobo et al. 2024's original code).
 
@@ -244,6 +247,7 @@ def fit(
     forward_model = torch.compile(train_model) if cfg.compile else train_model
     optimizer = make_optimizer(list(model.parameters()) + [p for p in loss.parameters() if p.requires_grad], cfg)
     scheduler = make_scheduler(optimizer, cfg)
+    per_step = steps_per_optimizer_step(cfg)  # e.g. "plateau_step": stepped inside the epoch
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     best = BestTracker(cfg.resolved_mode())
     history: list[dict[str, Any]] = []
@@ -274,7 +278,7 @@ def fit(
                 obj.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_one_epoch(model, forward_model, train_loader, tasks, loss, optimizer, scaler, cfg, device,
-                                   amp_dtype, epoch, cfg.progress and main))
+                                   amp_dtype, epoch, cfg.progress and main, scheduler.step if per_step else None))
         if val_loader is not None:
             val_row, val_metrics, val_losses = evaluate(model, val_loader, tasks, loss, device, amp_dtype, cfg.channels_last)
             row.update(val_row)
@@ -290,7 +294,8 @@ def fit(
                           f"({row.get('val_warnings', 'no metric warning recorded')}).", RuntimeWarning, stacklevel=2)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
-        step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"))
+        step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"),
+                       per_step)
         # Warm-up: these epochs are never the best (nor stale); one ending the run is kept as the last.
         in_warmup = epoch <= cfg.warmup_epochs and epoch < cfg.epochs
         if not in_warmup and best.update(score, epoch, model) and ckpt_dir is not None and main:
