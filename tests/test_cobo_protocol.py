@@ -95,3 +95,22 @@ def test_full_profile_steps_a_plateau_scheduler_per_optimiser_step():
     assert (cfg.scheduler, cfg.plateau_patience, cfg.plateau_factor) == ("plateau_step", 5, 0.98)
     assert steps_per_optimizer_step(cfg) and not steps_per_optimizer_step(TrainConfig(scheduler="plateau"))
     assert default_config("smoke")["train"]["scheduler"] == "cosine"
+
+
+def test_full_densenet_has_the_originals_dropout():
+    """dropout_prob=0.2 puts Dropout3d(0.2) after every dense layer, as MONAI's DenseNet121 does."""
+    import torch
+    from monai.networks.nets import DenseNet121
+
+    from mtbench.models import create_model
+    from mtbench.experiments.cobo2024 import make_tasks
+
+    cfg = default_config("full")
+    kwargs = cfg["model"]["backbone_kwargs"]["densenet121_native"]
+    assert kwargs == {"dropout_prob": 0.2}
+    ours = create_model("densenet121_native", [make_tasks()["prognosis"]], spatial_dims=3, in_chans=1, backbone_kwargs=kwargs)
+    ref = DenseNet121(spatial_dims=3, in_channels=1, out_channels=1, dropout_prob=0.2)
+    drops = [m for m in ours.modules() if isinstance(m, torch.nn.Dropout3d)]
+    assert len(drops) == 6 + 12 + 24 + 16 and {m.p for m in drops} == {0.2}
+    assert [type(m) for m in ref.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)] == [type(m) for m in drops]
+    assert default_config("smoke")["model"]["backbone_kwargs"]["densenet121_native"].get("dropout_prob", 0.0) == 0.0
