@@ -114,3 +114,25 @@ def test_full_densenet_has_the_originals_dropout():
     assert len(drops) == 6 + 12 + 24 + 16 and {m.p for m in drops} == {0.2}
     assert [type(m) for m in ref.modules() if isinstance(m, torch.nn.modules.dropout._DropoutNd)] == [type(m) for m in drops]
     assert default_config("smoke")["model"]["backbone_kwargs"]["densenet121_native"].get("dropout_prob", 0.0) == 0.0
+
+
+def test_loss_weights_per_arm_are_the_originals_unnormalised():
+    import torch
+
+    from mtbench.experiments.cobo2024 import make_tasks, paper_arms
+    from mtbench.mtl import MultiTaskLoss
+
+    arms = default_config("full")["arms"]
+    assert arms["mt_bin_age"]["weights"] == {"prognosis": 0.5, "age_80": 0.3}
+    assert arms["mt_bin_gcs"]["weights"] == {"prognosis": 0.4, "gcs_bin": 0.3}
+    assert arms["mt_ord_gcs_bin_age"]["weights"] == {"prognosis": 0.4, "gcs_ord": 0.3, "age_80": 0.3}
+    assert arms == paper_arms()
+    tasks = [make_tasks()[n] for n in ("prognosis", "age_80")]
+    loss = MultiTaskLoss(tasks, weighting="fixed", weights=arms["mt_bin_age"]["weights"])
+    torch.manual_seed(0)
+    out = {t.name: torch.randn(6, 1) for t in tasks}
+    y = {t.name: torch.tensor([0, 1, 1, 0, 1, 0.0]) for t in tasks}
+    m = {t.name: torch.ones(6, dtype=torch.bool) for t in tasks}
+    res = loss(out, y, m)
+    bce = {n: torch.nn.functional.binary_cross_entropy_with_logits(out[n][:, 0], y[n]) for n in out}
+    assert torch.allclose(res.total, 0.5 * bce["prognosis"] + 0.3 * bce["age_80"])  # as the original's sum

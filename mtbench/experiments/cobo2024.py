@@ -82,12 +82,14 @@ SMOKE_ARMS = ("baseline", "baseline_densenet", "mt_bin_gcs", "mt_ord_gcs_bin_age
 
 
 def paper_arms(dense: str = "densenet121_native") -> dict[str, dict[str, Any]]:
-    """The paper's seven arms (backbone, tasks, loss weights), ``dense`` the DenseNet backbone name."""
+    """The paper's seven arms (backbone, tasks, loss weights), ``dense`` the DenseNet backbone name.
+
+    Loss weights are the original code's (not normalised): 0.4/0.3/0.3, 0.4/0.3 with GCS, 0.5/0.3 with age."""
     w3 = {"prognosis": 0.4}
     return {
         "baseline": {"backbone": "perez_del_barrio_cnn", "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
         "baseline_densenet": {"backbone": dense, "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
-        "mt_bin_age": {"backbone": dense, "tasks": ["prognosis", "age_80"], "weights": {**w3, "age_80": 0.3}},
+        "mt_bin_age": {"backbone": dense, "tasks": ["prognosis", "age_80"], "weights": {"prognosis": 0.5, "age_80": 0.3}},
         "mt_bin_gcs": {"backbone": dense, "tasks": ["prognosis", "gcs_bin"], "weights": {**w3, "gcs_bin": 0.3}},
         "mt_bin_gcs_bin_age": {"backbone": dense, "tasks": ["prognosis", "gcs_bin", "age_80"],
                                "weights": {**w3, "gcs_bin": 0.3, "age_80": 0.3}},
