@@ -136,3 +136,32 @@ def test_loss_weights_per_arm_are_the_originals_unnormalised():
     res = loss(out, y, m)
     bce = {n: torch.nn.functional.binary_cross_entropy_with_logits(out[n][:, 0], y[n]) for n in out}
     assert torch.allclose(res.total, 0.5 * bce["prognosis"] + 0.3 * bce["age_80"])  # as the original's sum
+
+
+def test_single_task_pos_weight_is_negatives_over_positives():
+    import torch
+
+    from mtbench.experiments.cobo2024 import make_tasks
+    from mtbench.experiments.cobo2024_protocol import neg_over_pos, single_task_arms, single_task_setup
+    from mtbench.mtl.losses import task_loss
+
+    t = make_tasks()
+    assert neg_over_pos([0, 0, 0, 1, np.nan], t["age_80"]) == 3.0
+    # ordinal GCS, cumulative bits: y>0 (neg: class 0) and y>1 (neg: class 1 only), as the original
+    assert neg_over_pos([0, 0, 0, 0, 1, 1, 2, 2, 2, 2], t["gcs_ord"]) == [4 / 6, 2 / 4]
+    train = pd.DataFrame({"gcs_bin": [0.0] * 6 + [1.0] * 2, "prognosis": [0, 1] * 4})
+    (task,), monitor = single_task_setup([t["gcs_bin"]], train, "neg_over_pos", "prognosis.balanced_accuracy")
+    assert task.loss_kwargs == {"pos_weight": 3.0} and monitor == "gcs_bin.balanced_accuracy"
+    logit, y = torch.tensor([[0.3], [-1.0]]), torch.tensor([1.0, 0.0])
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logit[:, 0], y, pos_weight=torch.tensor(3.0), reduction="none")
+    assert torch.allclose(task_loss(task, logit, y), ref)
+    # ordinal: per-bit pos_weight reaches the loss
+    (ot,), _ = single_task_setup([t["gcs_ord"]], pd.DataFrame({"gcs_ord": [0, 0, 0, 1, 2.0]}), "neg_over_pos", "last")
+    out, yo = torch.zeros(1, 2), torch.tensor([2.0])
+    assert ot.loss_kwargs["pos_weight"] == [1.5, 1.0]
+    assert torch.allclose(task_loss(ot, out, yo), torch.tensor([float(np.log(2)) * 1.25]), atol=1e-6)
+    # prognosis arms and multi-task arms are untouched; no rule leaves the task unweighted
+    assert single_task_setup([t["prognosis"]], train, "neg_over_pos", "prognosis.auc") == ([t["prognosis"]], "prognosis.auc")
+    assert single_task_setup([t["gcs_bin"]], train, None, "last")[0][0].loss_kwargs == {}
+    assert set(single_task_arms()) == {"st_gcs_bin", "st_gcs_ord", "st_age_80"}
+    assert default_config("full")["single_task_pos_weight"] == "neg_over_pos"

@@ -49,7 +49,7 @@ from mtbench.data.report import Manifest, Report
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
-from mtbench.experiments.cobo2024_protocol import make_splits, splits_for  # noqa: F401  (make_splits: public API)
+from mtbench.experiments.cobo2024_protocol import make_splits, single_task_setup, splits_for  # noqa: F401  (make_splits: public API)
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -143,6 +143,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         # phantom's labels depend on up/down and front/back location, not on the side); full: none
         "augment": {"flip_axes": by_profile([2], [], p)},
         "prognosis_pos_weight": None,
+        # single-task GCS/age arms (cobo2024_protocol.single_task_arms, opt-in): full: the original's neg/pos
+        "single_task_pos_weight": by_profile(None, "neg_over_pos", p),
         "model": {
             "backbone_kwargs": by_profile(
                 {dense: {"init_features": 8, "growth_rate": 8, "block_config": [2, 2, 2]},
@@ -318,6 +320,9 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
         head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
         backbone_kwargs=cfg["model"]["backbone_kwargs"].get(spec["backbone"], {}),
     )
+    # single-task GCS/age arms: pos_weight = neg/pos on the (oversampled) training rows, own-task selection
+    trained = table.iloc[rows["train"][idx] if cfg.get("oversample", True) else rows["train"]]
+    tasks, tcfg["monitor"] = single_task_setup(tasks, trained, cfg.get("single_task_pos_weight"), tcfg["monitor"])
     loss = MultiTaskLoss(tasks, weighting="fixed", weights=spec["weights"])
     res = fit(model, loaders["train"], loaders["val"], tasks, loss,
               TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))

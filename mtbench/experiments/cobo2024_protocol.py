@@ -10,6 +10,10 @@ function                  original code                                configura
 :func:`original_splits`   ``StratifiedKFold(10, shuffle, random_state  ``cv.splitter = "original"``,
                           =1)`` then ``train_test_split(test_size=0.1,  ``cv.seed = 1``
                           random_state=1, stratify)`` per fold
+(none: arms)               single-task GCS / age models with           :func:`single_task_arms`
+                          ``BCEWithLogitsLoss(pos_weight=neg/pos)``,   (opt-in arms),
+                          selected on their own validation balanced    ``single_task_pos_weight =
+                          accuracy                                     "neg_over_pos"``
 ========================  ===========================================  ============================
 
 This module never imports :mod:`~mtbench.experiments.cobo2024` (no import cycle).
@@ -102,3 +106,46 @@ def splits_for(table: pd.DataFrame, cv) -> pd.DataFrame:
         raise ValueError(f"cv.splitter must be 'grouped' or 'original', got {splitter!r}.")
     fn = original_splits if splitter == "original" else make_splits
     return fn(table, cv["n_splits"], cv["val_fraction"], cv["seed"])
+
+
+def single_task_arms(dense: str = "densenet121_native") -> dict[str, dict]:
+    """The original code's single-task DenseNet baselines for the auxiliary targets (``train_PredictOnly*``):
+    binary GCS, ordinal GCS and binary age; not part of the paper's seven-arm ablation, so opt-in:
+    ``cfg["arms"].update(single_task_arms())``."""
+    return {f"st_{t}": {"backbone": dense, "tasks": [t], "weights": {t: 1.0}} for t in ("gcs_bin", "gcs_ord", "age_80")}
+
+
+def neg_over_pos(labels, task) -> float | list[float]:
+    """``pos_weight`` = negatives / positives of the (training) labels: one number for a binary
+    task, one per cumulative bit ``y > k`` for an ordinal one (the original's per-bit weights)."""
+    y = np.asarray(labels, dtype=float)
+    y = y[~np.isnan(y)]
+    ks = [0] if task.kind == "binary" else list(range(int(task.num_classes) - 1))
+    out = []
+    for k in ks:
+        # bit y > k: positives above k, negatives *at* k (the original counts (0,0) vs (1,*) for the
+        # first bit and (1,0) vs (1,1) for the second, so class 0 is no negative of the second bit)
+        pos, neg = int((y > k).sum()), int((y == k).sum())
+        if pos == 0:
+            raise ValueError(f"Task {task.name!r}: no positive training label for bit y > {k}; pos_weight undefined.")
+        out.append(neg / pos)
+    return out[0] if task.kind == "binary" else out
+
+
+def single_task_setup(tasks, train_table: pd.DataFrame, rule: str | None, monitor: str):
+    """``(tasks, monitor)`` for one arm: an arm whose only task is not prognosis gets
+    ``pos_weight`` by ``rule`` (``"neg_over_pos"``: :func:`neg_over_pos` on ``train_table``, the
+    oversampled training rows; ``None``: unweighted) and is selected on its own task's metric
+    (``"prognosis.<metric>"`` becomes ``"<task>.<metric>"``), as the original's single-task scripts."""
+    from dataclasses import replace
+
+    if len(tasks) != 1 or tasks[0].name == "prognosis":
+        return tasks, monitor
+    t = tasks[0]
+    if rule not in (None, "neg_over_pos"):
+        raise ValueError(f"single_task_pos_weight must be None or 'neg_over_pos', got {rule!r}.")
+    if rule == "neg_over_pos":
+        t = replace(t, loss_kwargs={**t.loss_kwargs, "pos_weight": neg_over_pos(train_table[t.name], t)})
+    if monitor.startswith("prognosis."):
+        monitor = t.name + monitor[len("prognosis"):]
+    return [t], monitor
