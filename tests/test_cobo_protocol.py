@@ -165,3 +165,24 @@ def test_single_task_pos_weight_is_negatives_over_positives():
     assert single_task_setup([t["gcs_bin"]], train, None, "last")[0][0].loss_kwargs == {}
     assert set(single_task_arms()) == {"st_gcs_bin", "st_gcs_ord", "st_age_80"}
     assert default_config("full")["single_task_pos_weight"] == "neg_over_pos"
+
+
+def test_fold_mean_and_sd_beside_the_pooled_table(tmp_path):
+    from mtbench.experiments.cobo2024 import Cobo2024Result, aggregate
+    from mtbench.experiments.cobo2024_protocol import fold_mean, fold_mean_table
+
+    fm = pd.DataFrame({"arm": ["a"] * 3 + ["b"] * 3, "fold": [0, 1, 2] * 2, "task": "prognosis", "metric": "auc",
+                       "value": [0.6, 0.7, 0.8, 0.5, np.nan, 0.7]})
+    s = fold_mean(fm).set_index("arm")
+    assert s.loc["a", "mean"] == pytest.approx(0.7) and s.loc["a", "std"] == pytest.approx(np.std([0.6, 0.7, 0.8], ddof=1))
+    assert s.loc["b", "n_folds"] == 2  # a NaN fold is skipped, not counted
+    tab = fold_mean_table(fm, "prognosis", ["auc"], arms=["b", "a"])
+    assert list(tab.index) == ["b", "a"] and tab.loc["a", "auc"] == "0.700 ± 0.100"
+    pooled = pd.DataFrame({"arm": ["a", "b"], "task": "prognosis", "metric": "auc", "value": [0.71, 0.6],
+                           "ci_low": [0.6, 0.5], "ci_high": [0.8, 0.7]})
+    for aggregation, has_sd in (("fold_mean", True), ("pooled", False)):
+        cfg = {"arms": {"a": {}, "b": {}}, "report": {"aggregation": aggregation}}
+        text = aggregate(Cobo2024Result(pooled, fm, {}, {}, pd.DataFrame(), cfg), tmp_path)
+        assert ("0.700 ± 0.100" in text) is has_sd and "0.710 [0.600, 0.800]" in text.replace("–", ", ")
+    assert default_config("full")["report"]["aggregation"] == "fold_mean"
+    assert default_config("smoke")["report"]["aggregation"] == "pooled"

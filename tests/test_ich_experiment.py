@@ -92,6 +92,8 @@ def test_tiny_end_to_end_run(tmp_path):
     res = exp.run(cfg, run_dir=tmp_path, progress=False)
     tab = res.table()
     assert list(tab.index) == ["baseline", "mt_ord_gcs_bin_age"] and "npv" in tab.columns
+    ft = res.fold_table()  # mean ± SD over the two folds, as the paper reports
+    assert list(ft.index) == list(tab.index) and "±" in ft.loc["baseline", "auc"]
     assert set(res.results["task"]) == {"prognosis", "gcs_ord", "age_80", "gcs_bin"}
     assert set(res.results.loc[res.results["arm"] == "st_gcs_bin", "task"]) == {"gcs_bin"}
     assert len(res.predictions["baseline"]) == 24 and set(res.predictions["baseline"]["fold"]) == {0, 1}

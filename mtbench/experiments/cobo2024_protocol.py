@@ -14,6 +14,9 @@ function                  original code                                configura
                           ``BCEWithLogitsLoss(pos_weight=neg/pos)``,   (opt-in arms),
                           selected on their own validation balanced    ``single_task_pos_weight =
                           accuracy                                     "neg_over_pos"``
+(reporting)               metrics per fold, mean +- SD over the 10      :func:`fold_mean`,
+                          folds                                        ``report.aggregation =
+                                                                       "fold_mean"``
 ========================  ===========================================  ============================
 
 This module never imports :mod:`~mtbench.experiments.cobo2024` (no import cycle).
@@ -149,3 +152,21 @@ def single_task_setup(tasks, train_table: pd.DataFrame, rule: str | None, monito
     if monitor.startswith("prognosis."):
         monitor = t.name + monitor[len("prognosis"):]
     return [t], monitor
+
+
+def fold_mean(fold_metrics: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample SD over folds of each arm's per-fold metrics (how the paper reports them):
+    columns ``arm, task, metric, mean, std, n_folds`` (folds where a metric is NaN are skipped)."""
+    keys = [c for c in ("arm", "task", "metric") if c in fold_metrics.columns]
+    return (fold_metrics.groupby(keys, sort=False)["value"]
+            .agg(mean="mean", std="std", n_folds="count").reset_index())
+
+
+def fold_mean_table(fold_metrics: pd.DataFrame, task: str, metrics, arms=None) -> pd.DataFrame:
+    """``mean ± SD`` strings, one row per arm (in ``arms`` order) and one column per metric, for one task."""
+    s = fold_mean(fold_metrics)
+    s = s[(s["task"] == task) & s["metric"].isin(metrics)].copy()
+    s["cell"] = [f"{m:.3f} ± {sd:.3f}" if sd == sd else (f"{m:.3f}" if m == m else "n/a") for m, sd in zip(s["mean"], s["std"])]
+    out = s.pivot_table(index="arm", columns="metric", values="cell", aggfunc="first")
+    order = [a for a in (arms or out.index) if a in out.index]
+    return out.loc[order, [m for m in metrics if m in out.columns]]
