@@ -186,3 +186,35 @@ def test_fold_mean_and_sd_beside_the_pooled_table(tmp_path):
         assert ("0.700 ± 0.100" in text) is has_sd and "0.710 [0.600, 0.800]" in text.replace("–", ", ")
     assert default_config("full")["report"]["aggregation"] == "fold_mean"
     assert default_config("smoke")["report"]["aggregation"] == "pooled"
+
+
+def test_window_pad_resize_keeps_the_slices_and_zeroes_outside_the_window():
+    """The original order: window (out-of-window -> 0), zero-pad the depth to 40, then resize in-plane."""
+    from mtbench.data.transforms import CTPreprocess, window_zero_outside
+
+    rng = np.random.default_rng(0)
+    hu = rng.uniform(-100, 200, size=(30, 64, 64)).astype(np.float32)
+    hu[:, :8, :8] = 1000.0  # bone: 0 after the window, whatever the resize does
+    pre = CTPreprocess(windows=("cobo",), shape=(40, 32, 32), order="window_pad_resize")
+    out = pre(hu)
+    assert out.shape == (1, 40, 32, 32)
+    # depth: 5 zero slices each side, the 30 slices unchanged in depth (not stretched to 40)
+    assert not out[0, :5].any() and not out[0, 35:].any()
+    w = window_zero_outside(hu)
+    pooled = w.reshape(30, 32, 2, 32, 2).mean(axis=(2, 4))  # in-plane area resize = 2x2 mean
+    assert np.allclose(out[0, 5:35], pooled, atol=1e-5)
+    assert not out[0, :, :4, :4].any()
+    # the old order stretches the 30 slices over all 40 (no empty end slices)
+    old = CTPreprocess(windows=("cobo",), shape=(40, 32, 32))(hu)
+    assert old[0, 0].any() and old[0, -1].any()
+    # more slices than 40: resized in depth, never cropped (MONAI's SpatialPad pads only)
+    assert pre(np.repeat(hu, 2, axis=0)[:48]).shape == (1, 40, 32, 32)
+    with pytest.raises(ValueError, match="window_pad_resize"):
+        CTPreprocess(shape=(40, 32, 32), depth=40, order="window_pad_resize")
+    assert "order" not in CTPreprocess().to_dict() and pre.to_dict()["order"] == "window_pad_resize"
+
+
+def test_full_profile_preprocesses_in_the_original_order():
+    full, smoke = default_config("full")["data"]["preprocess"], default_config("smoke")["data"]["preprocess"]
+    assert full["order"] == "window_pad_resize" and full["shape"] == [40, 301, 301] and full["windows"] == ["cobo"]
+    assert smoke.get("order", "resize_window") == "resize_window"

@@ -130,6 +130,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
                 # smoke: strip the skull at 32x64x64 before the resize, or its partial volume
                 # (~300 blood-like voxels) swamps the ~30-voxel hematoma (docs/worlds.md); full: an option
                 "skull_strip": by_profile(True, False, p),
+                # full: the original's window -> zero-pad depth to 40 -> resize (no depth stretch)
+                "order": by_profile("resize_window", "window_pad_resize", p),
             },
             # preprocessed volumes are cached here (keyed by file + settings); None disables the cache
             "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
