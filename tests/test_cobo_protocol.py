@@ -218,3 +218,50 @@ def test_full_profile_preprocesses_in_the_original_order():
     full, smoke = default_config("full")["data"]["preprocess"], default_config("smoke")["data"]["preprocess"]
     assert full["order"] == "window_pad_resize" and full["shape"] == [40, 301, 301] and full["windows"] == ["cobo"]
     assert smoke.get("order", "resize_window") == "resize_window"
+
+
+def test_monai_zoomd_ignores_prob():
+    """Why the full profile zooms every training volume: the original's Zoomd(zoom=1.1, prob=0.5) is
+    not random (MONAI passes ``prob`` on as a padding keyword). Fails if MONAI starts honouring it."""
+    import torch
+    from monai.transforms import Zoomd
+
+    x = torch.arange(1000, dtype=torch.float32).reshape(1, 10, 10, 10)
+    t = Zoomd(keys="image", zoom=1.1, prob=0.5)
+    assert all(not torch.equal(torch.as_tensor(t({"image": x})["image"]), x) for _ in range(20))
+
+
+def test_augmentation_follows_the_config_and_moves_masks_with_the_image():
+    import torch
+
+    from mtbench.data.transforms import RandFlipd
+    from mtbench.experiments.cobo2024_protocol import MonaiAugment, augmentation
+
+    assert augmentation({}) is None and augmentation({"flip_axes": []}) is None
+    assert isinstance(augmentation(default_config("smoke")["augment"]), RandFlipd)  # smoke: its flips only
+    aug = augmentation(default_config("full")["augment"])
+    assert isinstance(aug, MonaiAugment)
+    assert aug.settings == dict(rotate_deg=5.0, rotate_prob=0.5, zoom=1.1, zoom_prob=1.0, noise_std=0.01, noise_prob=0.5)
+    names = [type(t).__name__ for t in aug._compose(()).transforms]
+    assert names == ["RandRotated", "Zoomd", "RandGaussianNoised"]
+    # a blob image and its mask: rotated/zoomed together, so the mask still covers the bright voxels
+    img = torch.zeros(1, 16, 32, 32)
+    img[:, 5:11, 10:20, 12:22] = 1.0
+    sample = {"image": img, "mask": {"seg": (img > 0).float()}, "patient_id": "p"}
+    torch.manual_seed(0)
+    outs = [aug(dict(sample)) for _ in range(12)]
+    for o in outs:
+        assert o["image"].shape == img.shape and o["mask"]["seg"].shape == img.shape and o["patient_id"] == "p"
+        assert set(torch.unique(o["mask"]["seg"]).tolist()) <= {0.0, 1.0}
+        # the mask still outlines the blob: same geometry, up to the noise (std 0.01) on the image
+        m = o["mask"]["seg"] > 0
+        assert not ((o["image"] > 0.55) & ~m).any() and not (m & (o["image"] < 0.45)).any()
+    # always zoomed (10 -> 11 voxels wide); noise and rotation only sometimes
+    # (the blob's mass, 600 voxels of 1, grows by about 1.1^3; a rotation keeps it, the noise averages out)
+    assert all(float(o["image"].sum()) > 700 for o in outs)
+    noisy = [bool(((o["image"] != 0) & (o["image"] != 1)).float().mean() > 0.5) for o in outs]
+    assert 0 < sum(noisy) < len(outs)
+    # torch's seed fixes the draws
+    torch.manual_seed(0)
+    again = [aug(dict(sample)) for _ in range(12)]
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(outs, again))

@@ -18,13 +18,12 @@ mt_ord_gcs             DenseNet-121 (3D)         prognosis + GCS (3 ordinal clas
 mt_ord_gcs_bin_age     DenseNet-121 (3D)         prognosis + ordinal GCS + age >= 80
 =====================  ========================  ==================================
 
-Protocol: stratified (by prognosis), patient-grouped ``n_splits``-fold CV; 10% of the patients of
-each training split held out (grouped, stratified, leakage-checked) for validation; random oversampling of the minority prognosis class in training;
-AdamW; fixed loss weights 0.4 (prognosis) / 0.3 / 0.3; early stopping and model selection on the
-validation balanced accuracy of prognosis. Test predictions of all folds are pooled (every
-patient predicted once, by the model that did not see it) and scored with percentile bootstrap
-95% CIs whose resample size is the test-set size (``bootstrap.sample_size: null``) or the original
-code's fixed 100. Splits are saved as ``splits.csv`` in the run folder.
+Protocol (full profile: the original code's, :mod:`~mtbench.experiments.cobo2024_protocol`; the
+fidelity table: ``mtbench describe cobo2024``): StratifiedKFold(10, shuffle, random_state 1), 10% of
+each training split for validation; random oversampling of prognosis; MONAI augmentation; AdamW
+(amsgrad), batch 8 x 3 accumulated, ReduceLROnPlateau per optimiser step; loss weights 0.4/0.3/0.3;
+selection on validation balanced accuracy of prognosis; mean ± SD over folds beside pooled bootstrap
+95% CIs (resample size: the test set's, or the original's 100). Splits are saved as ``splits.csv``.
 
 Smoke profile: the head-CT phantom (:mod:`mtbench.data.phantom`) in the ``SMOKE_PHANTOM_COBO``
 known-answer world, 16x32x32, two folds, four of the seven arms (:data:`SMOKE_ARMS`), a narrow
@@ -49,7 +48,8 @@ from mtbench.data.report import Manifest, Report
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
-from mtbench.experiments.cobo2024_protocol import fold_mean_table, make_splits, single_task_setup, splits_for  # noqa: F401
+from mtbench.experiments.cobo2024_protocol import (augmentation, fold_mean_table, make_splits,  # noqa: F401
+                                                  single_task_setup, splits_for)
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -141,9 +141,11 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": by_profile(0.15, 0.1, p), "seed": by_profile(0, 1, p),
                "splitter": by_profile("grouped", "original", p), "folds": None},
         "oversample": True,
-        # training-split augmentation: random flips along these spatial axes (2 = right-left; the
-        # phantom's labels depend on up/down and front/back location, not on the side); full: none
-        "augment": {"flip_axes": by_profile([2], [], p)},
+        # training-split augmentation (cobo2024_protocol.augmentation). smoke: random flips along these
+        # spatial axes (2 = right-left; the phantom's labels depend on up/down and front/back location,
+        # not on the side); full: the original's MONAI transforms (its Zoomd ignores prob=0.5: always)
+        "augment": by_profile({"flip_axes": [2]}, {"flip_axes": [], "rotate_deg": 5.0, "rotate_prob": 0.5, "zoom": 1.1,
+                                                   "zoom_prob": 1.0, "noise_std": 0.01, "noise_prob": 0.5}, p),
         "prognosis_pos_weight": None,
         # single-task GCS/age arms (cobo2024_protocol.single_task_arms, opt-in): full: the original's neg/pos
         "single_task_pos_weight": by_profile(None, "neg_over_pos", p),
@@ -287,7 +289,6 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     import torch
     from torch.utils.data import Subset
 
-    from mtbench.experiments.ich_common import train_augmentation
     from mtbench.models import create_model
     from mtbench.mtl import MultiTaskLoss
     from mtbench.thresholds import predict_thresholded
@@ -312,7 +313,7 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     fs = splits[splits["fold"] == fold]
     rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
     tasks = [prep["tasks"][n] for n in spec["tasks"]]
-    train_ds = dataset(rows["train"], tasks, train_augmentation(cfg.get("augment", {}).get("flip_axes")))
+    train_ds = dataset(rows["train"], tasks, augmentation(cfg.get("augment")))
     if cfg.get("oversample", True):
         idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + fold)
         train_ds = Subset(train_ds, idx.tolist())
@@ -374,14 +375,10 @@ def pool(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]],
                           predictions, dict(histories), splits, dict(cfg), timings=dict(timings or {}))
 
 
-def _folds(cfg: Mapping[str, Any]) -> list[int]:
-    return [int(k) for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"]))]
-
-
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per arm and fold (7 arms x 10 folds in the full profile)."""
-    return [{"arm": arm, "fold": k} for k in _folds(cfg) for arm in cfg["arms"]]
+    return [{"arm": arm, "fold": int(k)} for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"])) for arm in cfg["arms"]]
 
 
 def aggregate(result: Cobo2024Result, run_dir: Path) -> str:

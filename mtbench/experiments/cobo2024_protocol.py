@@ -14,6 +14,10 @@ function                  original code                                configura
                           ``BCEWithLogitsLoss(pos_weight=neg/pos)``,   (opt-in arms),
                           selected on their own validation balanced    ``single_task_pos_weight =
                           accuracy                                     "neg_over_pos"``
+(augmentation)            MONAI ``RandRotated`` (+-pi/36 each axis,     :func:`augmentation`,
+                          p 0.5), ``Zoomd(1.1, prob=0.5)`` (MONAI      ``augment.rotate_deg``,
+                          ignores this ``prob``: always zoomed),        ``zoom``, ``noise_std``, ...
+                          ``RandGaussianNoised`` (std 0.01, p 0.5)
 (reporting)               metrics per fold, mean +- SD over the 10      :func:`fold_mean`,
                           folds                                        ``report.aggregation =
                                                                        "fold_mean"``
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.data import assign_folds
+from mtbench.data.transforms import ComposeDict, DictTransform, RandFlipd
 
 
 def original_splits(table: pd.DataFrame, n_splits: int = 10, val_fraction: float = 0.1, seed: int = 1) -> pd.DataFrame:
@@ -170,3 +175,61 @@ def fold_mean_table(fold_metrics: pd.DataFrame, task: str, metrics, arms=None) -
     out = s.pivot_table(index="arm", columns="metric", values="cell", aggfunc="first")
     order = [a for a in (arms or out.index) if a in out.index]
     return out.loc[order, [m for m in metrics if m in out.columns]]
+
+
+class MonaiAugment(DictTransform):
+    """MONAI dictionary transforms on a sample ``{"image": [C, *spatial], "mask": {task: ...}}``: the
+    rotation and zoom move the image and every binary mask together (interpolated as the image, then
+    thresholded at 0.5), the noise
+    touches the image only. Each call reseeds the
+    MONAI transforms from torch's RNG, which :func:`~mtbench.train.make_loader` seeds (per worker), so
+    a seeded run augments the same way again."""
+
+    def __init__(self, rotate_deg: float = 5.0, rotate_prob: float = 0.5, zoom: float = 1.1, zoom_prob: float = 1.0,
+                 noise_std: float = 0.01, noise_prob: float = 0.5):
+        self.settings = dict(rotate_deg=rotate_deg, rotate_prob=rotate_prob, zoom=zoom, zoom_prob=zoom_prob,
+                             noise_std=noise_std, noise_prob=noise_prob)
+        self._built: dict = {}
+
+    def _compose(self, mask_keys: tuple):
+        from monai.transforms import Compose, RandGaussianNoised, RandRotated, RandZoomd, Zoomd
+
+        if mask_keys not in self._built:
+            s, keys = self.settings, ["image", *mask_keys]
+            r = float(np.deg2rad(s["rotate_deg"]))
+            ts = []
+            if s["rotate_deg"] and s["rotate_prob"] > 0:
+                ts.append(RandRotated(keys, range_x=r, range_y=r, range_z=r, prob=s["rotate_prob"], mode="bilinear"))
+            if s["zoom"] != 1 and s["zoom_prob"] > 0:
+                ts.append(Zoomd(keys, zoom=s["zoom"]) if s["zoom_prob"] >= 1 else  # MONAI's default mode, "area"
+                          RandZoomd(keys, prob=s["zoom_prob"], min_zoom=s["zoom"], max_zoom=s["zoom"]))
+            if s["noise_std"] and s["noise_prob"] > 0:
+                ts.append(RandGaussianNoised("image", prob=s["noise_prob"], mean=0.0, std=s["noise_std"]))
+            self._built[mask_keys] = Compose(ts)
+        return self._built[mask_keys]
+
+    def __call__(self, sample: dict) -> dict:
+        import torch
+
+        masks = sample.get("mask", {}) or {}
+        keys = tuple(f"mask.{k}" for k in masks)
+        t = self._compose(keys)
+        t.set_random_state(seed=int(torch.randint(0, 2**31 - 1, ())))
+        flat = {"image": sample["image"], **{f"mask.{k}": v.float() for k, v in masks.items()}}
+        out = t(flat)
+        plain = {k: (v.as_tensor() if hasattr(v, "as_tensor") else torch.as_tensor(v)) for k, v in out.items()}
+        res = {**sample, "image": plain["image"].to(sample["image"].dtype)}
+        if masks:  # interpolated like the image (same grid, no half-voxel shift), binarised again
+            res["mask"] = {k: (plain[f"mask.{k}"] > 0.5).to(v.dtype) for k, v in masks.items()}
+        return res
+
+
+def augmentation(aug):
+    """The training-split augmentation an ``augment`` config asks for, or None: random flips along
+    ``flip_axes`` (smoke) and/or :class:`MonaiAugment` when any of ``rotate_deg``, ``zoom``, ``noise_std`` is set."""
+    aug = dict(aug or {})
+    flips = aug.pop("flip_axes", None)
+    parts = [RandFlipd(spatial_axes=tuple(flips), prob=0.5)] if flips else []
+    if aug:
+        parts.append(MonaiAugment(**aug))
+    return None if not parts else parts[0] if len(parts) == 1 else ComposeDict(parts)
