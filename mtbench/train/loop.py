@@ -294,8 +294,8 @@ def fit(
                           f"({row.get('val_warnings', 'no metric warning recorded')}).", RuntimeWarning, stacklevel=2)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
-        step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"),
-                       per_step)
+        if not per_step:  # a per-step scheduler ("plateau_step") was stepped inside the epoch
+            step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"))
         # Warm-up: these epochs are never the best (nor stale); one ending the run is kept as the last.
         in_warmup = epoch <= cfg.warmup_epochs and epoch < cfg.epochs
         if not in_warmup and best.update(score, epoch, model) and ckpt_dir is not None and main:

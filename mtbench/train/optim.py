@@ -85,10 +85,10 @@ def steps_per_optimizer_step(cfg) -> bool:
     return cfg.scheduler is not None and bool(SCHEDULERS.meta(cfg.scheduler).get("per_step", False))
 
 
-def step_scheduler(scheduler, score: float, best_score: float, per_step: bool = False) -> None:
+def step_scheduler(scheduler, score: float, best_score: float) -> None:
     """One epoch's scheduler step; a plateau scheduler is fed the score (a NaN one counts as no change).
-    Nothing for a per-step scheduler (``per_step``), which the training loop steps itself."""
-    if scheduler is None or per_step:
+    Not for a per-step scheduler (:func:`steps_per_optimizer_step`), which the training loop steps itself."""
+    if scheduler is None:
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         scheduler.step(score if math.isfinite(score) else (best_score if math.isfinite(best_score) else 0.0))
