@@ -265,3 +265,35 @@ def test_augmentation_follows_the_config_and_moves_masks_with_the_image():
     torch.manual_seed(0)
     again = [aug(dict(sample)) for _ in range(12)]
     assert all(torch.equal(a["image"], b["image"]) for a, b in zip(outs, again))
+
+
+def test_baseline_17_original_variant_equals_the_original_layers():
+    """variant="original" is, layer by layer, AmaiaModel.feature_extractor of the authors' code
+    (TrainImageModels/BaselineAmaiaPytorch.py @ 9f1ee396ad18), transcribed here as the reference."""
+    import torch
+    from torch import nn
+
+    from mtbench.models.video import PerezDelBarrioCNN
+
+    ref = nn.Sequential(
+        nn.Conv3d(1, 16, 3, padding=0, bias=False), nn.ReLU(), nn.MaxPool3d(2),
+        nn.Conv3d(16, 32, 3, padding=0, bias=True), nn.ReLU(), nn.MaxPool3d(2), nn.Dropout3d(0.5),
+        nn.Conv3d(32, 64, 3, padding=0, bias=True), nn.ReLU(), nn.MaxPool3d(2),
+        nn.Conv3d(64, 128, 3, padding=0, bias=False), nn.ReLU(), nn.BatchNorm3d(128), nn.AdaptiveMaxPool3d(1))
+    ours = PerezDelBarrioCNN(variant="original")
+    flat = [m for b in ours.blocks for m in b.children()]
+    assert [type(m) for m in flat] == [type(m) for m in ref][:-1] and isinstance(ours.dropout, nn.Identity)
+    assert [p.shape for p in ours.parameters()] == [p.shape for p in ref.parameters()]
+    with torch.no_grad():
+        for a, b in zip(ours.parameters(), ref.parameters()):
+            a.copy_(b)
+        ref[12].running_mean.uniform_(-0.1, 0.1)
+        ours.blocks[3].norm.running_mean.copy_(ref[12].running_mean)
+    ours.eval(), ref.eval()
+    x = torch.randn(2, 1, 40, 45, 45)
+    assert torch.allclose(ours(x), ref(x).flatten(1), atol=1e-5)
+    # Kaiming-uniform convolutions with zero biases, as the original initialises them
+    conv = PerezDelBarrioCNN(variant="original").blocks[1].conv
+    bound = float(np.sqrt(6.0 / (16 * 27)))
+    assert conv.bias.abs().max() == 0 and conv.weight.abs().max() <= bound and conv.weight.abs().max() > 0.9 * bound
+    assert default_config("full")["model"]["backbone_kwargs"]["perez_del_barrio_cnn"] == {"variant": "original"}

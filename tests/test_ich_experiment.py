@@ -21,7 +21,7 @@ def test_full_config_is_the_papers_protocol():
     assert cfg["train"]["optimizer"] == "adamw" and cfg["train"]["monitor"] == "prognosis.balanced_accuracy"
     assert cfg["data"]["source"] == "ich_ct" and cfg["data"]["preprocess"]["shape"] == [40, 301, 301]
     assert cfg["data"]["preprocess"]["windows"] == ["cobo"]
-    assert cfg["model"]["backbone_kwargs"] == {"densenet121_native": {"dropout_prob": 0.2}}  # the original's DenseNet-121
+    assert cfg["model"]["backbone_kwargs"] == {"densenet121_native": {"dropout_prob": 0.2}, "perez_del_barrio_cnn": {"variant": "original"}}
     assert "cobo2024" in list_experiments() and get_experiment("cobo2024") is exp
 
 

@@ -153,7 +153,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "backbone_kwargs": by_profile(
                 {dense: {"init_features": 8, "growth_rate": 8, "block_config": [2, 2, 2]},
                  "perez_del_barrio_cnn": {"padding": "same", "channels": [8, 16, 32, 32]}},
-                {dense: {"dropout_prob": 0.2}},  # full: the original's MONAI DenseNet121(dropout_prob=0.2)
+                # full: the original's MONAI DenseNet121(dropout_prob=0.2) and AmaiaModel layers
+                {dense: {"dropout_prob": 0.2}, "perez_del_barrio_cnn": {"variant": "original"}},
                 p,
             ),
             "head_hidden": [],
