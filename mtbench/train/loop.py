@@ -61,6 +61,8 @@ class TrainConfig:
     training loss, not once per epoch.
 
     ``amsgrad``: the AMSGrad variant of ``"adam"``/``"adamw"`` (Cobo et al. 2024's original code).
+    ``grad_accum_steps`` = k: each batch's loss is divided by k and the optimiser steps after every
+    k batches and after an epoch's last batch (so k batches of b equal one batch of k*b).
 
     ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
     continue: model, optimiser, scheduler, scaler, loss/weighting state, history and every RNG) are
