@@ -1,6 +1,6 @@
 """Benchmark: native 3D DenseNet-121 vs MONAI's, and a cached vs an uncached epoch of CT volumes.
 
-Run from the repository root (MONAI is only needed here: ``pip install -e .[benchmark]``)::
+Run from the repository root (MONAI, a dependency of mtbench, is the reference)::
 
     python benchmarks/bench_densenet3d.py                      # CPU defaults, a few minutes
     python benchmarks/bench_densenet3d.py --device cuda --batch 4 --shape 40 301 301
@@ -38,7 +38,7 @@ def bench_densenet(batch: int, shape, repeats: int, device: str, warmup: int = 2
     try:
         from monai.networks.nets import DenseNet121
     except ImportError:
-        print("MONAI is not installed: pip install -e .[benchmark]  (skipping the DenseNet comparison)")
+        print("MONAI is not installed: pip install -e .  (skipping the DenseNet comparison)")
         return {}
     from mtbench.models import create_backbone
 

@@ -21,7 +21,7 @@ def test_full_config_is_the_papers_protocol():
     assert cfg["train"]["optimizer"] == "adamw" and cfg["train"]["monitor"] == "prognosis.balanced_accuracy"
     assert cfg["data"]["source"] == "ich_ct" and cfg["data"]["preprocess"]["shape"] == [40, 301, 301]
     assert cfg["data"]["preprocess"]["windows"] == ["cobo"]
-    assert cfg["model"]["backbone_kwargs"] == {}  # the paper's DenseNet-121, unmodified
+    assert cfg["model"]["backbone_kwargs"] == {"densenet121_native": {"dropout_prob": 0.2}, "perez_del_barrio_cnn": {"variant": "original"}}
     assert "cobo2024" in list_experiments() and get_experiment("cobo2024") is exp
 
 
@@ -66,11 +66,12 @@ def test_validation_split_is_patient_grouped():
 
 
 def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
-    from mtbench.data.worlds import SMOKE_PHANTOM_AGE
+    from mtbench.data.worlds import SMOKE_PHANTOM_COBO
 
     smoke, full = exp.default_config("smoke"), exp.default_config("full")
-    assert smoke["train"]["monitor"] == "loss" and smoke["eval"]["threshold"] == "youden"
-    assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_AGE} == SMOKE_PHANTOM_AGE
+    assert smoke["train"]["monitor"] == "last" and smoke["train"]["scheduler"] == "cosine" and smoke["eval"]["threshold"] == "youden"
+    assert full["train"]["monitor"] == "prognosis.balanced_accuracy" and full["train"]["scheduler"] == "plateau_step" and full["augment"]["flip_axes"] == []
+    assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_COBO} == SMOKE_PHANTOM_COBO
     assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
     assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
     assert exp.paper_arms() == full["arms"]
@@ -81,12 +82,20 @@ def test_tiny_end_to_end_run(tmp_path):
     cfg["data"]["phantom"].update(n_patients=24, shape=[16, 32, 32])
     cfg["cv"]["val_fraction"] = 0.25
     cfg["arms"] = {k: cfg["arms"][k] for k in ("baseline", "mt_ord_gcs_bin_age")}
+    # an opt-in single-task GCS arm, weighted neg/pos and selected on its own metric (the original's)
+    from mtbench.experiments.cobo2024_protocol import single_task_arms
+
+    cfg["arms"]["st_gcs_bin"] = single_task_arms()["st_gcs_bin"]
+    cfg["single_task_pos_weight"] = "neg_over_pos"
     cfg["train"]["epochs"] = 1
     cfg["bootstrap"]["n_boot"] = 20
     res = exp.run(cfg, run_dir=tmp_path, progress=False)
     tab = res.table()
     assert list(tab.index) == ["baseline", "mt_ord_gcs_bin_age"] and "npv" in tab.columns
-    assert set(res.results["task"]) == {"prognosis", "gcs_ord", "age_80"}
+    ft = res.fold_table()  # mean ± SD over the two folds, as the paper reports
+    assert list(ft.index) == list(tab.index) and "±" in ft.loc["baseline", "auc"]
+    assert set(res.results["task"]) == {"prognosis", "gcs_ord", "age_80", "gcs_bin"}
+    assert set(res.results.loc[res.results["arm"] == "st_gcs_bin", "task"]) == {"gcs_bin"}
     assert len(res.predictions["baseline"]) == 24 and set(res.predictions["baseline"]["fold"]) == {0, 1}
     # decisions at the threshold chosen on each fold's validation split, stored with the predictions
     thr = res.predictions["baseline"].groupby("fold")["prognosis.threshold"].nunique()

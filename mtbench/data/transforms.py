@@ -169,8 +169,13 @@ def skull_strip(
 class CTPreprocess:
     """A head-CT preprocessing pipeline whose settings are plain data (and so a cache key).
 
-    Order: optional skull strip (native resolution, HU) -> resample to ``spacing`` (mm) ->
-    resize to ``shape`` -> pad/crop depth to ``depth`` (padding with air) -> windows as channels.
+    Order (``order="resize_window"``, default): optional skull strip (native resolution, HU) ->
+    resample to ``spacing`` (mm) -> resize to ``shape`` -> pad/crop depth to ``depth`` (padding with
+    air) -> windows as channels. ``order="window_pad_resize"`` (Cobo et al. 2024's original code):
+    skull strip / resample as above -> windows (out-of-window voxels 0 for ``"cobo"``) -> zero-pad
+    the depth symmetrically to at least ``shape[0]`` (MONAI ``SpatialPad``; never cropped) -> resize
+    to ``shape`` (MONAI ``Resize``, ``mode="area"``, MONAI's default), so the slices are not
+    stretched to fill the depth; ``depth`` must be None there.
 
     Parameters
     ----------
@@ -185,6 +190,8 @@ class CTPreprocess:
         Pad/crop the number of slices to this, or ``None``.
     skull_strip:
         Apply :func:`skull_strip` first.
+    order:
+        ``"resize_window"`` or ``"window_pad_resize"`` (above).
     """
 
     windows: tuple = ("cobo",)
@@ -192,8 +199,14 @@ class CTPreprocess:
     shape: tuple[int, int, int] | None = None
     depth: int | None = None
     skull_strip: bool = False
+    order: str = "resize_window"
 
     def __post_init__(self) -> None:
+        if self.order not in ("resize_window", "window_pad_resize"):
+            raise ValueError(f"order must be 'resize_window' or 'window_pad_resize', got {self.order!r}.")
+        if self.order == "window_pad_resize" and (self.shape is None or self.depth is not None or not self.windows):
+            raise ValueError("order='window_pad_resize' needs shape (D, H, W) and at least one window, and depth=None "
+                             "(the depth is zero-padded to shape[0]).")
         object.__setattr__(self, "windows", tuple(tuple(w) if isinstance(w, list) else w for w in self.windows))
         for w in self.windows:
             named_window(np.zeros(1, np.float32), w)  # validate early
@@ -209,6 +222,8 @@ class CTPreprocess:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["windows"] = [list(w) if isinstance(w, tuple) else w for w in self.windows]
+        if self.order == "resize_window":
+            d.pop("order")  # the default: cache keys written before the setting existed stay valid
         return d
 
     def __call__(self, hu: np.ndarray, spacing: Sequence[float] | None = None) -> np.ndarray:
@@ -222,6 +237,11 @@ class CTPreprocess:
             if spacing is None:
                 raise ValueError("CTPreprocess(spacing=...) needs the volume's spacing: call it as pre(hu, spacing).")
             x, _ = resample_to_spacing(x, spacing, self.spacing)
+        if self.order == "window_pad_resize":
+            from monai.transforms import Resize, SpatialPad
+
+            x = SpatialPad([self.shape[0], -1, -1], method="symmetric", mode="constant")(multi_window(x, self.windows))
+            return np.asarray(Resize(self.shape, mode="area")(x), dtype=np.float32)
         if self.shape is not None:
             x = resize_to_shape(x, self.shape)
         if self.depth is not None:

@@ -159,8 +159,8 @@ SMOKE_PHANTOM = {
 #: the CSF rim +1 mm per decade). At 16x32x32 (7 mm in-plane voxels) the default atrophy is below
 #: a voxel and age >= 80 was not learned (test AUC 0.58); with this setting the ventricles' size
 #: shows through partial volume. Only the image changes (the labels and ceilings are those of
-#: ``SMOKE_PHANTOM``: age >= 80 is a deterministic function of the atrophy either way). Used by
-#: the smoke profile of :mod:`mtbench.experiments.cobo2024`, whose auxiliary task is age >= 80.
+#: ``SMOKE_PHANTOM``: age >= 80 is a deterministic function of the atrophy either way). The basis
+#: of :data:`SMOKE_PHANTOM_COBO`, the world of :mod:`mtbench.experiments.cobo2024`'s smoke profile.
 SMOKE_PHANTOM_AGE = {**SMOKE_PHANTOM, "atrophy_per_decade": 0.5}
 
 #: The :data:`SMOKE_PHANTOM` world for the hematoma-volume/prognosis experiment
@@ -169,3 +169,13 @@ SMOKE_PHANTOM_AGE = {**SMOKE_PHANTOM, "atrophy_per_decade": 0.5}
 #: are milder (``spot_hu`` 55 instead of 35) so the clot stays distinct from the oedema at the smoke
 #: resolution. Prognosis ceiling from the latents: AUC 0.92.
 SMOKE_PHANTOM_ICH = {**SMOKE_PHANTOM, "prog_volume": 2.0, "prog_age": 0.3, "spot_hu": 55.0}
+
+#: The world of :mod:`mtbench.experiments.cobo2024`'s smoke profile: :data:`SMOKE_PHANTOM_AGE`
+#: (atrophy visible at 16x32x32) with GCS tied more closely to what the image shows
+#: (``gcs_per_ml`` 0.3 instead of 0.2, ``gcs_noise`` 0.5 instead of 0.8) and prognosis leaning more
+#: on the hematoma volume (``prog_volume`` 1.5 instead of 1.0). In the ``SMOKE_PHANTOM_AGE`` world the
+#: small DenseNet arm reached a GCS ordinal QWK of only 0.30 (ceiling 0.85); here the severe GCS
+#: class is more common and GCS is closer to the image. Ceilings (``phantom_known_answer(n_mc=3000, **SMOKE_PHANTOM_COBO)``):
+#: prognosis AUC 0.93, GCS<=8 AUC 1.00, GCS ordinal QWK 0.92, age>=80 AUC 1.0 (prevalences: poor
+#: 0.62, GCS<=8 0.45, age>=80 0.26).
+SMOKE_PHANTOM_COBO = {**SMOKE_PHANTOM_AGE, "gcs_per_ml": 0.3, "gcs_noise": 0.5, "prog_volume": 1.5}

@@ -18,17 +18,17 @@ mt_ord_gcs             DenseNet-121 (3D)         prognosis + GCS (3 ordinal clas
 mt_ord_gcs_bin_age     DenseNet-121 (3D)         prognosis + ordinal GCS + age >= 80
 =====================  ========================  ==================================
 
-Protocol: stratified (by prognosis), patient-grouped ``n_splits``-fold CV; 10% of the patients of
-each training split held out (grouped, stratified, leakage-checked) for validation; random oversampling of the minority prognosis class in training;
-AdamW; fixed loss weights 0.4 (prognosis) / 0.3 / 0.3; early stopping and model selection on the
-validation balanced accuracy of prognosis. Test predictions of all folds are pooled (every
-patient predicted once, by the model that did not see it) and scored with percentile bootstrap
-95% CIs whose resample size is the test-set size (``bootstrap.sample_size: null``) or the original
-code's fixed 100. Splits are saved as ``splits.csv`` in the run folder.
+Protocol (full profile: the original code's, :mod:`~mtbench.experiments.cobo2024_protocol`; the
+fidelity table: ``mtbench describe cobo2024``): StratifiedKFold(10, shuffle, random_state 1), 10% of
+each training split for validation; random oversampling of prognosis; MONAI augmentation; AdamW
+(amsgrad), batch 8 x 3 accumulated, ReduceLROnPlateau per optimiser step; loss weights 0.4/0.3/0.3;
+selection on validation balanced accuracy of prognosis; mean ± SD over folds beside pooled bootstrap
+95% CIs (resample size: the test set's, or the original's 100). Splits are saved as ``splits.csv``.
 
-Smoke profile: the head-CT phantom (:mod:`mtbench.data.phantom`) in the ``SMOKE_PHANTOM_AGE``
+Smoke profile: the head-CT phantom (:mod:`mtbench.data.phantom`) in the ``SMOKE_PHANTOM_COBO``
 known-answer world, 16x32x32, two folds, four of the seven arms (:data:`SMOKE_ARMS`), a narrow
-DenseNet (same family, fewer layers and channels); epochs selected on the validation loss and binary decisions
+DenseNet (same family, fewer layers and channels) and a narrow CNN (8-16-32-32 filters), random
+left-right flips in training, a cosine learning-rate schedule; the last epoch kept (no selection on ~20 validation patients) and binary decisions
 at the validation-chosen (Youden) threshold, the paper's balanced-accuracy selection and 0.5
 threshold being switches (``train.monitor``, ``eval.threshold``). Full profile: the real data
 (:mod:`mtbench.data.sources.ich_ct`), input 1x40x301x301, the paper's DenseNet-121.
@@ -43,11 +43,13 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data import MultiTaskDataset
 from mtbench.data.report import Manifest, Report
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
+from mtbench.experiments.cobo2024_protocol import (augmentation, fold_mean_table, make_splits,  # noqa: F401
+                                                  single_task_setup, splits_for)
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -75,17 +77,19 @@ def make_tasks(prognosis_pos_weight: float | None = None) -> dict[str, Task]:
 
 #: The arms of the smoke profile: the CNN and DenseNet single-task baselines, prognosis + binary
 #: GCS, and prognosis + ordinal GCS + age (every auxiliary head kind). Seven 3D models twice (two
-#: folds) did not fit the smoke notebook's one-minute CPU budget at sizes where prognosis is learned.
+#: folds) did not fit the smoke notebook's CPU budget (about two CPU-minutes) at sizes where prognosis is learned.
 SMOKE_ARMS = ("baseline", "baseline_densenet", "mt_bin_gcs", "mt_ord_gcs_bin_age")
 
 
 def paper_arms(dense: str = "densenet121_native") -> dict[str, dict[str, Any]]:
-    """The paper's seven arms (backbone, tasks, loss weights), ``dense`` the DenseNet backbone name."""
+    """The paper's seven arms (backbone, tasks, loss weights), ``dense`` the DenseNet backbone name.
+
+    Loss weights are the original code's (not normalised): 0.4/0.3/0.3, 0.4/0.3 with GCS, 0.5/0.3 with age."""
     w3 = {"prognosis": 0.4}
     return {
         "baseline": {"backbone": "perez_del_barrio_cnn", "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
         "baseline_densenet": {"backbone": dense, "tasks": ["prognosis"], "weights": {"prognosis": 1.0}},
-        "mt_bin_age": {"backbone": dense, "tasks": ["prognosis", "age_80"], "weights": {**w3, "age_80": 0.3}},
+        "mt_bin_age": {"backbone": dense, "tasks": ["prognosis", "age_80"], "weights": {"prognosis": 0.5, "age_80": 0.3}},
         "mt_bin_gcs": {"backbone": dense, "tasks": ["prognosis", "gcs_bin"], "weights": {**w3, "gcs_bin": 0.3}},
         "mt_bin_gcs_bin_age": {"backbone": dense, "tasks": ["prognosis", "gcs_bin", "age_80"],
                                "weights": {**w3, "gcs_bin": 0.3, "age_80": 0.3}},
@@ -98,12 +102,13 @@ def paper_arms(dense: str = "densenet121_native") -> dict[str, dict[str, Any]]:
 def default_config(profile: str | None = None) -> dict[str, Any]:
     """Settings for a profile.
 
-    ``smoke``: the head-CT phantom in the :data:`~mtbench.data.worlds.SMOKE_PHANTOM_AGE` world (200
-    patients at 16x32x32), two folds, narrow networks, epochs selected on the validation loss,
+    ``smoke``: the head-CT phantom in the :data:`~mtbench.data.worlds.SMOKE_PHANTOM_COBO` world (300
+    patients at 16x32x32), two folds, narrow networks, left-right flips, a cosine schedule, epochs
+    the last epoch kept,
     four of the seven arms (:data:`SMOKE_ARMS`; :func:`paper_arms` gives all seven). ``full``: the real data and the paper's
     protocol (DenseNet-121, selection on validation balanced accuracy).
     """
-    from mtbench.data.worlds import SMOKE_PHANTOM_AGE
+    from mtbench.data.worlds import SMOKE_PHANTOM_COBO
 
     p = profile or current_profile()
     dense = "densenet121_native"
@@ -113,7 +118,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "data": {
             "source": by_profile("phantom", "ich_ct", p),
             # smoke: a known-answer world whose targets a small model can reach (docs/worlds.md)
-            "phantom": by_profile({**SMOKE_PHANTOM_AGE, "n_patients": 300, "shape": [32, 64, 64], "seed": 0},
+            "phantom": by_profile({**SMOKE_PHANTOM_COBO, "n_patients": 300, "shape": [32, 64, 64], "seed": 0},
                                   {"n_patients": 64, "shape": [32, 64, 64], "seed": 0}, p),
             "root": None,
             "clinical": None,
@@ -125,19 +130,31 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
                 # smoke: strip the skull at 32x64x64 before the resize, or its partial volume
                 # (~300 blood-like voxels) swamps the ~30-voxel hematoma (docs/worlds.md); full: an option
                 "skull_strip": by_profile(True, False, p),
+                # full: the original's window -> zero-pad depth to 40 -> resize (no depth stretch)
+                "order": by_profile("resize_window", "window_pad_resize", p),
             },
             # preprocessed volumes are cached here (keyed by file + settings); None disables the cache
             "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
         },
         # validation: whole patients; 15% in smoke so each class has a handful of validation patients
-        "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": by_profile(0.15, 0.1, p), "seed": 0, "folds": None},
+        # full: the original's StratifiedKFold(10, shuffle, random_state=1) + train_test_split(0.1) (cobo2024_protocol)
+        "cv": {"n_splits": by_profile(2, 10, p), "val_fraction": by_profile(0.15, 0.1, p), "seed": by_profile(0, 1, p),
+               "splitter": by_profile("grouped", "original", p), "folds": None},
         "oversample": True,
+        # training-split augmentation (cobo2024_protocol.augmentation). smoke: random flips along these
+        # spatial axes (2 = right-left; the phantom's labels depend on up/down and front/back location,
+        # not on the side); full: the original's MONAI transforms (its Zoomd ignores prob=0.5: always)
+        "augment": by_profile({"flip_axes": [2]}, {"flip_axes": [], "rotate_deg": 5.0, "rotate_prob": 0.5, "zoom": 1.1,
+                                                   "zoom_prob": 1.0, "noise_std": 0.01, "noise_prob": 0.5}, p),
         "prognosis_pos_weight": None,
+        # single-task GCS/age arms (cobo2024_protocol.single_task_arms, opt-in): full: the original's neg/pos
+        "single_task_pos_weight": by_profile(None, "neg_over_pos", p),
         "model": {
             "backbone_kwargs": by_profile(
                 {dense: {"init_features": 8, "growth_rate": 8, "block_config": [2, 2, 2]},
-                 "perez_del_barrio_cnn": {"padding": "same"}},
-                {},
+                 "perez_del_barrio_cnn": {"padding": "same", "channels": [8, 16, 32, 32]}},
+                # full: the original's MONAI DenseNet121(dropout_prob=0.2) and AmaiaModel layers
+                {dense: {"dropout_prob": 0.2}, "perez_del_barrio_cnn": {"variant": "original"}},
                 p,
             ),
             "head_hidden": [],
@@ -147,17 +164,28 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         "arms": by_profile({k: v for k, v in paper_arms(dense).items() if k in SMOKE_ARMS}, paper_arms(dense), p),
         "train": {
             "epochs": by_profile(20, 100, p),
-            "batch_size": by_profile(16, 4, p),
+            "batch_size": by_profile(16, 8, p),
+            "grad_accum_steps": by_profile(1, 3, p),  # full: the original's batch 8 x 3 accumulated (effective 24)
             "lr": by_profile(3e-3, 1e-3, p),  # full: the original code's AdamW lr; smoke: faster for 20 epochs
             "weight_decay": by_profile(1e-2, 1e-4, p),  # full: the original's 1e-4
             "optimizer": "adamw",
-            # balanced accuracy over ~15 validation patients rarely improves after epoch 1 (issue 13):
-            # smoke selects on the validation loss; the paper's criterion stays the full profile's
-            "monitor": by_profile("loss", "prognosis.balanced_accuracy", p),
+            "amsgrad": by_profile(False, True, p),  # full: the original's AdamW(amsgrad=True)
+            # smoke: cosine decay over the epochs, so the last epochs are stable; full: the original's
+            # ReduceLROnPlateau(patience 5, factor 0.98) on the training loss after every optimiser step
+            "scheduler": by_profile("cosine", "plateau_step", p),
+            "plateau_patience": 5,
+            "plateau_factor": 0.98,
+            # balanced accuracy over ~20 validation patients rarely improves after epoch 1, and the
+            # validation loss of these quickly overconfident models picked epoch 1-4 in some folds
+            # (issue 13): smoke keeps the last epoch of the cosine schedule ("last", no selection);
+            # the paper's criterion stays the full profile's
+            "monitor": by_profile("last", "prognosis.balanced_accuracy", p),
             "patience": by_profile(None, 20, p),
         },
         # binary decisions: threshold chosen on validation ("youden"); "fixed" = the paper's 0.5
         "eval": {"threshold": "youden"},
+        # full: mean ± SD over folds first (the paper's way), the pooled bootstrap CIs beside
+        "report": {"aggregation": by_profile("pooled", "fold_mean", p)},
         "bootstrap": {"n_boot": by_profile(100, 1000, p), "ci": 0.95, "sample_size": None, "stratify": False},
     }
 
@@ -181,36 +209,6 @@ def load_data(cfg: Mapping[str, Any]):
         print(report_text(manifest))
         return manifest, VolumeLoader(pre, d.get("cache_dir"))
     raise ValueError(f"Unknown data source {d['source']!r}; use 'phantom' or 'ich_ct'.")
-
-
-def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: int = 0) -> pd.DataFrame:
-    """Long table ``fold, sample_id, patient_id, prognosis, split`` (train/val/test) for every fold.
-
-    Folds are patient-grouped and stratified by prognosis; within each fold's training part about
-    ``val_fraction`` of the *patients* is held out for validation (one fold of a patient-grouped,
-    stratified ``round(1 / val_fraction)``-fold split), and every fold goes through
-    :func:`mtbench.data.splits.check_no_leakage`.
-    """
-    from mtbench.data.splits import check_no_leakage
-
-    folds = assign_folds(table, n_splits, group_column="patient_id", stratify_column="prognosis", seed=seed)
-    rows = []
-    for k in range(n_splits):
-        split = pd.Series("test", index=table.index)
-        rest = table[folds != k]
-        split[rest.index] = "train"
-        if val_fraction > 0:
-            # a class must have a patient in every validation fold (small smoke tables: fewer folds)
-            n_val = max(2, min(round(1 / val_fraction), int(rest["prognosis"].value_counts().min())))
-            vfolds = assign_folds(rest, n_val, group_column="patient_id", stratify_column="prognosis", seed=seed + 1 + k)
-            split[vfolds.index[vfolds == 0]] = "val"
-        check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
-        for name in ("train", "val", "test"):
-            part = table[split == name]
-            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
-                                      "patient_id": part["patient_id"].to_numpy(),
-                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
-    return pd.concat(rows, ignore_index=True)
 
 
 # --------------------------------------------------------------------------- result
@@ -249,6 +247,10 @@ class Cobo2024Result:
         order = [a for a in self.config["arms"] if a in out.index]
         return out.loc[order, [m for m in metrics if m in out.columns]]
 
+    def fold_table(self, task: str = "prognosis", metrics=BINARY_METRICS) -> pd.DataFrame:
+        """``mean ± SD`` over folds (the paper's way), one row per arm, for one task."""
+        return fold_mean_table(self.fold_metrics, task, metrics, list(self.config["arms"]))
+
     def with_reference(self, task: str = "prognosis") -> pd.DataFrame:
         """Our pooled values beside the published ones (NaN where the paper's number is not in
         ``mtbench/references/cobo2024_results.csv``)."""
@@ -276,7 +278,7 @@ def prepare(cfg: Mapping[str, Any]) -> dict[str, Any]:
         "table": table,
         "report": report,
         "images": images,
-        "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
+        "splits": splits_for(table, cv),
         "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
         "tasks": make_tasks(cfg.get("prognosis_pos_weight")),
     }
@@ -303,16 +305,16 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
     batch_size = tcfg.pop("batch_size")
     num_workers = tcfg.pop("num_workers", 0)
 
-    def dataset(rows: np.ndarray, tasks):
+    def dataset(rows: np.ndarray, tasks, transform=None):
         part = table.iloc[rows]
         imgs = images[rows] if isinstance(images, np.ndarray) else images
-        return MultiTaskDataset(part, tasks, imgs, meta_columns=["patient_id"])
+        return MultiTaskDataset(part, tasks, imgs, meta_columns=["patient_id"], transform=transform)
 
     spec = cfg["arms"][arm]
     fs = splits[splits["fold"] == fold]
     rows = {s: np.array([pos[i] for i in fs.loc[fs["split"] == s, "sample_id"]]) for s in ("train", "val", "test")}
     tasks = [prep["tasks"][n] for n in spec["tasks"]]
-    train_ds = dataset(rows["train"], tasks)
+    train_ds = dataset(rows["train"], tasks, augmentation(cfg.get("augment")))
     if cfg.get("oversample", True):
         idx = random_oversample(table.loc[rows["train"], "prognosis"].to_numpy(), seed=cv["seed"] + fold)
         train_ds = Subset(train_ds, idx.tolist())
@@ -328,6 +330,9 @@ def train_unit(cfg: Mapping[str, Any], unit: Mapping[str, Any], prep: dict[str, 
         head_hidden=cfg["model"]["head_hidden"], head_dropout=cfg["model"]["head_dropout"],
         backbone_kwargs=cfg["model"]["backbone_kwargs"].get(spec["backbone"], {}),
     )
+    # single-task GCS/age arms: pos_weight = neg/pos on the (oversampled) training rows, own-task selection
+    trained = table.iloc[rows["train"][idx] if cfg.get("oversample", True) else rows["train"]]
+    tasks, tcfg["monitor"] = single_task_setup(tasks, trained, cfg.get("single_task_pos_weight"), tcfg["monitor"])
     loss = MultiTaskLoss(tasks, weighting="fixed", weights=spec["weights"])
     res = fit(model, loaders["train"], loaders["val"], tasks, loss,
               TrainConfig(**tcfg, seed=seed, progress=progress, checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None))
@@ -371,21 +376,20 @@ def pool(cfg: Mapping[str, Any], preds_by_arm: Mapping[str, list[pd.DataFrame]],
                           predictions, dict(histories), splits, dict(cfg), timings=dict(timings or {}))
 
 
-def _folds(cfg: Mapping[str, Any]) -> list[int]:
-    return [int(k) for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"]))]
-
-
 # ------------------------------------------------------------------- units (mtbench run/plan/report)
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One unit per arm and fold (7 arms x 10 folds in the full profile)."""
-    return [{"arm": arm, "fold": k} for k in _folds(cfg) for arm in cfg["arms"]]
+    return [{"arm": arm, "fold": int(k)} for k in (cfg["cv"].get("folds") or range(cfg["cv"]["n_splits"])) for arm in cfg["arms"]]
 
 
 def aggregate(result: Cobo2024Result, run_dir: Path) -> str:
     """``results.csv`` and ``fold_metrics.csv``; the prognosis table with CIs as text."""
     result.results.to_csv(run_dir / "results.csv", index=False)
     result.fold_metrics.to_csv(run_dir / "fold_metrics.csv", index=False)
-    return "Prognosis (pooled test predictions, bootstrap 95% CI):\n" + result.table().to_string()
+    pooled = "Prognosis (pooled test predictions, bootstrap 95% CI):\n" + result.table().to_string()
+    if (result.config.get("report") or {}).get("aggregation", "pooled") != "fold_mean":
+        return pooled
+    return "Prognosis, mean ± SD over folds (as the paper reports):\n" + result.fold_table().to_string() + "\n\n" + pooled
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,

@@ -9,7 +9,10 @@ RGB channels for one input channel, repeated and rescaled for more.
 al.: four blocks of Conv3d (kernel 3; 16, 32, 64, 128 filters) + ReLU, 3D max pooling (2), batch
 normalisation; global max pooling and dropout. Details the text does not fix (padding, the
 dropout rate) are options: ``padding="valid"`` (Keras' default, their framework) or ``"same"``;
-``dropout=0.3``.
+``dropout=0.3``. ``variant="original"``: layer by layer the ``AmaiaModel`` of Cobo et al.'s code
+(``TrainImageModels/BaselineAmaiaPytorch.py``): no batch norm but one after the last block,
+``Dropout3d(0.5)`` after the second block, convolution biases only in blocks 2 and 3, Kaiming-uniform
+initialisation, global max pooling without dropout.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ class PerezDelBarrioCNN(Backbone):
     """The 3D CNN baseline of Pérez del Barrio et al. (as used by Cobo et al. 2024).
 
     Blocks ``Conv3d(k=3) -> ReLU -> MaxPool3d(2) -> BatchNorm3d`` with ``channels`` filters, then
-    global max pooling and dropout; ``forward`` returns ``[B, channels[-1]]``.
+    global max pooling and dropout; ``forward`` returns ``[B, channels[-1]]``. ``variant="original"``:
+    the layers of the authors' code (module docstring).
     """
 
     def __init__(
@@ -122,32 +126,40 @@ class PerezDelBarrioCNN(Backbone):
         channels: Sequence[int] = (16, 32, 64, 128),
         kernel_size: int = 3,
         padding: str = "valid",
-        dropout: float = 0.3,
+        dropout: float | None = None,
+        variant: str = "mtbench",
     ):
         super().__init__()
         if padding not in ("valid", "same"):
             raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}.")
+        if variant not in ("mtbench", "original"):
+            raise ValueError(f"variant must be 'mtbench' or 'original', got {variant!r}.")
+        original = variant == "original"
+        dropout = (0.5 if original else 0.3) if dropout is None else dropout
         self.spatial_dims = 3
         self.in_chans = in_chans
         pad = 0 if padding == "valid" else kernel_size // 2
         blocks = []
         prev = in_chans
-        for ch in channels:
-            blocks.append(
-                nn.Sequential(
-                    OrderedDict(
-                        [
-                            ("conv", nn.Conv3d(prev, ch, kernel_size, padding=pad)),
-                            ("relu", nn.ReLU(inplace=True)),
-                            ("pool", nn.MaxPool3d(2, ceil_mode=True)),
-                            ("norm", nn.BatchNorm3d(ch)),
-                        ]
-                    )
-                )
-            )
+        last = len(channels) - 1
+        for i, ch in enumerate(channels):
+            if original:  # AmaiaModel: conv(bias in blocks 2-3) -> ReLU -> pool | Dropout3d after block 2 | last: BN, no pool
+                layers = [("conv", nn.Conv3d(prev, ch, kernel_size, padding=pad, bias=i in (1, 2))), ("relu", nn.ReLU())]
+                layers += [("norm", nn.BatchNorm3d(ch))] if i == last else [("pool", nn.MaxPool3d(2))]
+                layers += [("drop", nn.Dropout3d(dropout))] if i == 1 and dropout > 0 else []
+            else:
+                layers = [("conv", nn.Conv3d(prev, ch, kernel_size, padding=pad)), ("relu", nn.ReLU(inplace=True)),
+                          ("pool", nn.MaxPool3d(2, ceil_mode=True)), ("norm", nn.BatchNorm3d(ch))]
+            blocks.append(nn.Sequential(OrderedDict(layers)))
             prev = ch
         self.blocks = nn.ModuleList(blocks)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 and not original else nn.Identity()
+        if original:
+            for m in self.modules():
+                if isinstance(m, nn.Conv3d):
+                    nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
         self.num_features = int(prev)
         self._channels = [int(c) for c in channels]
         self.default_cam_layer_name = f"blocks.{len(blocks) - 1}.conv"

@@ -78,10 +78,12 @@ def cross_entropy(output, target, task, label_smoothing: float = 0.0, class_weig
 
 
 @register_loss("ordinal_bce")
-def ordinal_bce(output, target, task):
-    """Cumulative-link loss: mean BCE over the ``C-1`` thresholds ``P(y > k)``."""
+def ordinal_bce(output, target, task, pos_weight=None):
+    """Cumulative-link loss: mean BCE over the ``C-1`` thresholds ``P(y > k)``; ``pos_weight``: one
+    weight per threshold (or one for all) up-weighting its positive bit."""
     bits = ordinal_encode(target, int(task.num_classes)).to(output.dtype)
-    return F.binary_cross_entropy_with_logits(output, bits, reduction="none").mean(dim=1)
+    pw = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=output.dtype, device=output.device)
+    return F.binary_cross_entropy_with_logits(output, bits, pos_weight=pw, reduction="none").mean(dim=1)
 
 
 @register_loss("mse")

@@ -35,13 +35,15 @@ def _zero_loss(outputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 def train_one_epoch(model: nn.Module, forward_model: nn.Module, loader: DataLoader, tasks: Mapping[str, Task],
                     loss: MultiTaskLoss, optimizer, scaler, cfg, device, amp_dtype, epoch: int,
-                    show_progress: bool) -> dict[str, Any]:
+                    show_progress: bool, on_step=None) -> dict[str, Any]:
     """Train for one epoch; returns ``train_loss``, ``train_loss.<task>``, ``weight.<task>`` (pooled over ranks).
 
     A batch with no label for any task is counted in ``skipped_batches``. On a single process it is
     skipped; under DDP it still goes through forward and backward with a zero loss, because every
     rank must join the gradient all-reduce (issue 14: a rank that skipped backward hung the others).
-    A non-finite loss stops training *before* any update is applied.
+    A non-finite loss stops training *before* any update is applied. ``on_step(loss)``, if given, is
+    called after every optimiser step with the (1/``grad_accum_steps``-scaled) loss of the batch that
+    completed the step, averaged over ranks: a per-step scheduler (``"plateau_step"``).
     """
     distributed = ddp.info().enabled
     model.train()
@@ -88,6 +90,9 @@ def train_one_epoch(model: nn.Module, forward_model: nn.Module, loader: DataLoad
             else:
                 optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if on_step is not None:
+                v = float(total.detach())
+                on_step(ddp.all_reduce_sum({"v": v})["v"] / ddp.info().world_size if distributed else v)
         if not labelled:
             continue
         total_sum += float(res.total.detach())

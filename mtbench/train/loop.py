@@ -35,7 +35,7 @@ from mtbench.train.checkpoint import atomic_save, load_resumable, save_resumable
 from mtbench.train.device import resolve_amp, resolve_device
 from mtbench.train.engine import BestTracker, evaluate, monitor_value, train_one_epoch
 from mtbench.train.inference import predict
-from mtbench.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, step_scheduler
+from mtbench.train.optim import OPTIMIZERS, SCHEDULERS, make_optimizer, make_scheduler, step_scheduler, steps_per_optimizer_step
 
 __all__ = ["FitResult", "TrainConfig", "fit", "make_loader", "predict", "seed_everything"]
 
@@ -45,9 +45,10 @@ class TrainConfig:
     """Hyper-parameters of :func:`fit`.
 
     ``monitor`` is ``"loss"`` (validation loss, lower is better), ``"loss.<task>"`` (one task's
-    validation loss, e.g. ``"loss.prognosis"``), or ``"<task>.<metric>"`` (e.g.
-    ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``); ``mode`` follows the metric unless
-    given. Early stopping ends training after ``patience`` epochs without improvement, but never
+    validation loss, e.g. ``"loss.prognosis"``), ``"<task>.<metric>"`` (e.g.
+    ``"prognosis.auc"``, ``"prognosis.balanced_accuracy"``) or ``"last"`` (no selection: the last
+    epoch's weights are kept, e.g. once a ``"cosine"`` schedule has annealed the learning rate;
+    validation still runs and is recorded); ``mode`` follows the metric unless given. Early stopping ends training after ``patience`` epochs without improvement, but never
     before ``min_epochs``. ``amp="auto"`` enables mixed precision on CUDA only.
 
     ``warmup_epochs``: the first epochs are never selected as the best and do not count towards
@@ -55,6 +56,13 @@ class TrainConfig:
     warm-up keeps its last epoch. ``scheduler_monitor``: what a plateau scheduler watches (None: the
     same as ``monitor``; e.g. ``"loss"``, the total validation loss, while ``monitor`` selects on
     ``"loss.prognosis"``). ``plateau_min_lr``: the plateau scheduler's floor on the learning rate.
+    ``scheduler="plateau_step"`` (Cobo et al. 2024's original code): ReduceLROnPlateau
+    (``plateau_factor``, ``plateau_patience``) stepped after every optimiser step on that step's
+    training loss, not once per epoch.
+
+    ``amsgrad``: the AMSGrad variant of ``"adam"``/``"adamw"`` (Cobo et al. 2024's original code).
+    ``grad_accum_steps`` = k: each batch's loss is divided by k and the optimiser steps after every
+    k batches and after an epoch's last batch (so k batches of b equal one batch of k*b).
 
     ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
     continue: model, optimiser, scheduler, scaler, loss/weighting state, history and every RNG) are
@@ -66,6 +74,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"
+    amsgrad: bool = False
     momentum: float = 0.9
     scheduler: str | None = None
     plateau_factor: float = 0.5
@@ -113,6 +122,8 @@ class TrainConfig:
 
 
 def _mode_of(monitor: str) -> str:
+    if monitor == "last":
+        return "max"  # the score is the epoch number: every epoch improves
     if monitor == "loss" or monitor.startswith("loss."):
         return "min"
     return "max" if higher_is_better(monitor.split(".", 1)[-1]) else "min"
@@ -238,6 +249,7 @@ def fit(
     forward_model = torch.compile(train_model) if cfg.compile else train_model
     optimizer = make_optimizer(list(model.parameters()) + [p for p in loss.parameters() if p.requires_grad], cfg)
     scheduler = make_scheduler(optimizer, cfg)
+    per_step = steps_per_optimizer_step(cfg)  # e.g. "plateau_step": stepped inside the epoch
     scaler = torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None
     best = BestTracker(cfg.resolved_mode())
     history: list[dict[str, Any]] = []
@@ -268,21 +280,24 @@ def fit(
                 obj.set_epoch(epoch)  # DistributedSampler: a new shuffle each epoch
         row: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
         row.update(train_one_epoch(model, forward_model, train_loader, tasks, loss, optimizer, scaler, cfg, device,
-                                   amp_dtype, epoch, cfg.progress and main))
+                                   amp_dtype, epoch, cfg.progress and main, scheduler.step if per_step else None))
         if val_loader is not None:
             val_row, val_metrics, val_losses = evaluate(model, val_loader, tasks, loss, device, amp_dtype, cfg.channels_last)
             row.update(val_row)
-            score = monitor_value(cfg.monitor, row["val_loss"], val_metrics, val_losses)
+            score = monitor_value(cfg.monitor, row["val_loss"], val_metrics, val_losses) if cfg.monitor != "last" else 0.0
             sched_score = score if cfg.scheduler_monitor in (None, cfg.monitor) else \
                 monitor_value(cfg.scheduler_monitor, row["val_loss"], val_metrics, val_losses)
         else:
             score = sched_score = row["train_loss"]
+        if cfg.monitor == "last":
+            score = float(epoch)
         if score != score and main:  # NaN: say so (and why) instead of silently never improving
             warnings.warn(f"monitor {cfg.monitor!r} is NaN at epoch {epoch}; this epoch cannot become the best "
                           f"({row.get('val_warnings', 'no metric warning recorded')}).", RuntimeWarning, stacklevel=2)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
-        step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"))
+        if not per_step:  # a per-step scheduler ("plateau_step") was stepped inside the epoch
+            step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"))
         # Warm-up: these epochs are never the best (nor stale); one ending the run is kept as the last.
         in_warmup = epoch <= cfg.warmup_epochs and epoch < cfg.epochs
         if not in_warmup and best.update(score, epoch, model) and ckpt_dir is not None and main:
@@ -304,6 +319,8 @@ def fit(
 def _check_monitor(cfg: TrainConfig, tasks: Mapping[str, Task], val_loader) -> None:
     if cfg.scheduler_monitor not in (None, cfg.monitor):
         _check_monitor(replace(cfg, monitor=cfg.scheduler_monitor, scheduler_monitor=None), tasks, val_loader)
+    if cfg.monitor == "last":
+        return
     if cfg.monitor.startswith("loss.") and cfg.monitor[len("loss."):] not in tasks:
         raise ValueError(f"monitor={cfg.monitor!r}: no task {cfg.monitor[len('loss.'):]!r} (tasks: {list(tasks)}).")
     if val_loader is None and cfg.monitor != "loss":

@@ -1,5 +1,9 @@
 """Optimisers and learning-rate schedulers, by name (``TrainConfig.optimizer`` / ``.scheduler``).
 
+Schedulers are stepped once per epoch, except those registered with ``per_step=True``
+(``"plateau_step"``), which :func:`~mtbench.train.engine.train_one_epoch` steps after every
+optimiser step with the training loss of the batch that completed it.
+
 Add one with a decorator; the factory receives the parameters (or the optimiser) and the
 :class:`~mtbench.train.TrainConfig`::
 
@@ -32,12 +36,12 @@ def register_scheduler(name: str, **meta):
 
 @register_optimizer("adamw")
 def _adamw(params, cfg):
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=getattr(cfg, "amsgrad", False))
 
 
 @register_optimizer("adam")
 def _adam(params, cfg):
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, amsgrad=getattr(cfg, "amsgrad", False))
 
 
 @register_optimizer("sgd")
@@ -50,6 +54,14 @@ def _plateau(optimizer, cfg):
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode=cfg.scheduler_mode(), factor=cfg.plateau_factor, patience=cfg.plateau_patience,
         min_lr=cfg.plateau_min_lr,
+    )
+
+
+@register_scheduler("plateau_step", per_step=True,
+                    description="ReduceLROnPlateau (min) stepped after every optimiser step on the training loss (Cobo et al. 2024)")
+def _plateau_step(optimizer, cfg):
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.plateau_min_lr,
     )
 
 
@@ -67,8 +79,15 @@ def make_scheduler(optimizer, cfg):
     return None if cfg.scheduler is None else SCHEDULERS.get(cfg.scheduler)(optimizer, cfg)
 
 
+def steps_per_optimizer_step(cfg) -> bool:
+    """Whether ``cfg.scheduler`` is stepped after every optimiser step (registered with ``per_step=True``)
+    rather than once per epoch."""
+    return cfg.scheduler is not None and bool(SCHEDULERS.meta(cfg.scheduler).get("per_step", False))
+
+
 def step_scheduler(scheduler, score: float, best_score: float) -> None:
-    """One epoch's scheduler step; a plateau scheduler is fed the score (a NaN one counts as no change)."""
+    """One epoch's scheduler step; a plateau scheduler is fed the score (a NaN one counts as no change).
+    Not for a per-step scheduler (:func:`steps_per_optimizer_step`), which the training loop steps itself."""
     if scheduler is None:
         return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
