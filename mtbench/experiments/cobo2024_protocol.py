@@ -47,8 +47,6 @@ def original_splits(table: pd.DataFrame, n_splits: int = 10, val_fraction: float
     """
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
-    from mtbench.data.splits import check_no_leakage
-
     per_patient = table.groupby("patient_id", sort=False)["prognosis"]
     mixed = per_patient.nunique()
     if (mixed > 1).any():
@@ -66,14 +64,18 @@ def original_splits(table: pd.DataFrame, n_splits: int = 10, val_fraction: float
             train_ids, val_ids = train_test_split(train_ids, test_size=val_fraction, random_state=seed, stratify=y[train_idx])
             split.update({p: "val" for p in val_ids})
         split.update({p: "train" for p in train_ids})
-        labels = table["patient_id"].map(split)
-        check_no_leakage({s: table[labels == s] for s in ("train", "val", "test")}, "patient_id")
-        for name in ("train", "val", "test"):
-            part = table[labels == name]
-            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
-                                      "patient_id": part["patient_id"].to_numpy(),
-                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
+        rows += _fold_rows(table, table["patient_id"].map(split), k)
     return pd.concat(rows, ignore_index=True)
+
+
+def _fold_rows(table: pd.DataFrame, split: pd.Series, fold: int) -> list[pd.DataFrame]:
+    """One fold's rows of the long split table, after refusing patient leakage between its splits."""
+    from mtbench.data.splits import check_no_leakage
+
+    check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
+    return [pd.DataFrame({"fold": fold, "sample_id": part["sample_id"].to_numpy(), "patient_id": part["patient_id"].to_numpy(),
+                          "prognosis": part["prognosis"].to_numpy(), "split": name})
+            for name in ("train", "val", "test") for part in [table[split == name]]]
 
 
 def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: int = 0) -> pd.DataFrame:
@@ -84,8 +86,6 @@ def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: i
     stratified ``round(1 / val_fraction)``-fold split), and every fold goes through
     :func:`mtbench.data.splits.check_no_leakage`.
     """
-    from mtbench.data.splits import check_no_leakage
-
     folds = assign_folds(table, n_splits, group_column="patient_id", stratify_column="prognosis", seed=seed)
     rows = []
     for k in range(n_splits):
@@ -97,12 +97,7 @@ def make_splits(table: pd.DataFrame, n_splits: int, val_fraction: float, seed: i
             n_val = max(2, min(round(1 / val_fraction), int(rest["prognosis"].value_counts().min())))
             vfolds = assign_folds(rest, n_val, group_column="patient_id", stratify_column="prognosis", seed=seed + 1 + k)
             split[vfolds.index[vfolds == 0]] = "val"
-        check_no_leakage({s: table[split == s] for s in ("train", "val", "test")}, "patient_id")
-        for name in ("train", "val", "test"):
-            part = table[split == name]
-            rows.append(pd.DataFrame({"fold": k, "sample_id": part["sample_id"].to_numpy(),
-                                      "patient_id": part["patient_id"].to_numpy(),
-                                      "prognosis": part["prognosis"].to_numpy(), "split": name}))
+        rows += _fold_rows(table, split, k)
     return pd.concat(rows, ignore_index=True)
 
 
