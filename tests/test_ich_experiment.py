@@ -66,12 +66,16 @@ def test_validation_split_is_patient_grouped():
 
 
 def test_smoke_config_selects_on_loss_and_thresholds_on_validation():
-    from mtbench.data.worlds import SMOKE_PHANTOM_COBO
+    from mtbench.data.worlds import SMOKE_PHANTOM_COBO, phantom_known_answer
 
     smoke, full = exp.default_config("smoke"), exp.default_config("full")
     assert smoke["train"]["monitor"] == "last" and smoke["train"]["scheduler"] == "cosine" and smoke["eval"]["threshold"] == "youden"
     assert full["train"]["monitor"] == "prognosis.balanced_accuracy" and full["train"]["scheduler"] == "plateau_step" and full["augment"]["flip_axes"] == []
     assert {k: smoke["data"]["phantom"][k] for k in SMOKE_PHANTOM_COBO} == SMOKE_PHANTOM_COBO
+    # the world leaves room above notebook 02's smoke bars (prognosis AUC 0.75, GCS QWK 0.4, age AUC 0.70)
+    world = {k: v for k, v in smoke["data"]["phantom"].items() if k not in ("n_patients", "shape")}
+    ka = phantom_known_answer(n_mc=2000, **world)
+    assert ka["bayes_auc"]["prognosis"] >= 0.9 and ka["bayes_qwk"]["gcs_ord"] >= 0.8 and ka["bayes_auc"]["age_80"] >= 0.9
     assert list(smoke["arms"]) == list(exp.SMOKE_ARMS) and set(exp.SMOKE_ARMS) < set(full["arms"])
     assert all(smoke["arms"][a]["tasks"] == full["arms"][a]["tasks"] for a in exp.SMOKE_ARMS)
     assert exp.paper_arms() == full["arms"]

@@ -103,9 +103,8 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
     """Settings for a profile.
 
     ``smoke``: the head-CT phantom in the :data:`~mtbench.data.worlds.SMOKE_PHANTOM_COBO` world (300
-    patients at 16x32x32), two folds, narrow networks, left-right flips, a cosine schedule, epochs
-    the last epoch kept,
-    four of the seven arms (:data:`SMOKE_ARMS`; :func:`paper_arms` gives all seven). ``full``: the real data and the paper's
+    patients at 16x32x32), two folds, narrow networks, left-right flips, a cosine schedule
+    whose last epoch is kept, four of the seven arms (:data:`SMOKE_ARMS`; :func:`paper_arms` gives all seven). ``full``: the real data and the paper's
     protocol (DenseNet-121, selection on validation balanced accuracy).
     """
     from mtbench.data.worlds import SMOKE_PHANTOM_COBO
