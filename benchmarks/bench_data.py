@@ -86,7 +86,7 @@ def main() -> None:
 
     from mtbench.data.sources import cohen_covid
 
-    manifest = cohen_covid.load_manifest()
+    manifest = cohen_covid.load_manifest().table
     manifest = manifest[manifest["prognosis"].notna()].reset_index(drop=True)
     pre2d = CXRPreprocess(size=224, channels=1, normalisation="minmax")
     measure(f"2D: {len(manifest)} real chest X-rays -> 1x224x224",
@@ -99,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         ph = make_head_ct_phantom(n_patients=args.volumes, shape=(40, 128, 128), seed=0)
         ph.to_nifti(root)
-        table = ich_ct.load_manifest(root)
+        table = ich_ct.load_manifest(root).table
         pre3d = CTPreprocess(windows=("cobo",), shape=(32, 96, 96))
         measure(f"3D: {len(table)} head-CT volumes (.nii.gz, 40x128x128) -> 1x32x96x96",
                 lambda cache: MultiTaskDataset(table, TASK, VolumeLoader(pre3d, cache)), args.workers, args.epochs)

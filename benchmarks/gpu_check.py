@@ -289,7 +289,7 @@ def section_loader(dev, z):
 
     with tempfile.TemporaryDirectory() as root, tempfile.TemporaryDirectory() as cache:
         make_head_ct_phantom(n_patients=z["loader_volumes"], shape=tuple(z["loader_shape"]), seed=0).to_nifti(root)
-        table = ich_ct.load_manifest(root)
+        table = ich_ct.load_manifest(root).table
         ds = MultiTaskDataset(table, TASK, VolumeLoader(CTPreprocess(windows=("cobo",), shape=tuple(z["loader_shape"])), cache))
         epoch_rate(ds, 0, 1)  # fills the cache
         rates = {w: epoch_rate(ds, w, 2, pin_memory=dev.type == "cuda") for w in (0, 1, 2)}
@@ -300,7 +300,7 @@ def section_loader(dev, z):
         from mtbench.data.cxr import CXRPreprocess
         from mtbench.data.sources import cohen_covid
 
-        manifest = cohen_covid.load_manifest()  # MTBENCH_DATA_ROOT/cohen-covid-mini
+        manifest = cohen_covid.load_manifest().table  # MTBENCH_DATA_ROOT/cohen-covid-mini
     except (FileNotFoundError, ImportError) as e:
         row("real X-ray decoding rows", "skipped", f"no real X-rays here ({str(e)[:80]})")
         return

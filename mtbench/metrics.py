@@ -20,7 +20,7 @@ from sklearn import metrics as skm
 from sklearn.exceptions import UndefinedMetricWarning
 
 from mtbench.predictions import TaskArrays, task_arrays
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 from mtbench.tasks import Task, as_task_dict
 
 
@@ -75,10 +75,7 @@ def list_metrics(kind: str | None = None) -> list[str]:
 
 
 def get_metric(name: str) -> Metric:
-    try:
-        return METRICS.get(name)
-    except RegistryError as err:  # ValueError as before; the registry's text suggests the near names
-        raise ValueError(str(err)) from None
+    return METRICS.lookup(name)
 
 
 def higher_is_better(name: str) -> bool:

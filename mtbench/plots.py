@@ -275,24 +275,43 @@ def plot_unit_metrics(results: pd.DataFrame, max_panels: int = 8):
     return fig
 
 
+def history_columns(histories: Mapping[str, pd.DataFrame], max_tasks: int = 4) -> list[str]:
+    """The loss columns learning curves compare: per task (``train_loss.<task>``, ``val_loss.<task>``)
+    for the tasks every unit learns, so that arms with other task sets are compared on the same loss,
+    each task once; the total ``train_loss`` / ``val_loss`` when the units share no task (or more
+    than ``max_tasks``)."""
+    hs = list(histories.values())
+    cols = []
+    for kind in ("train_loss", "val_loss"):
+        shared = [c for c in (hs[0].columns if hs else []) if c.startswith(kind + ".") and all(c in h.columns for h in hs)]
+        if shared and len(shared) <= max_tasks:
+            cols += shared
+        elif any(kind in h.columns for h in hs):
+            cols.append(kind)
+    return cols
+
+
 def plot_unit_histories(histories: Mapping[str, pd.DataFrame]):
-    """Training and validation loss of every unit, one colour per arm (the label before ``/``)."""
-    cols = [c for c in ("train_loss", "val_loss") if any(c in h.columns for h in histories.values())]
+    """Training and validation loss of every unit (:func:`history_columns`: per shared task, else the
+    total), one colour per arm (the label before ``/``); a star marks each unit's selected epoch."""
+    cols = history_columns(histories)
     if not cols:
         return None
     arms = list(dict.fromkeys(_arm_of(k) for k in histories))
+    first = {a: next(k for k in histories if _arm_of(k) == a) for a in arms}  # one legend entry per arm
     fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.5), squeeze=False)
     for ax, col in zip(axes[0], cols):
         for name, h in histories.items():
             if col in h.columns and "epoch" in h.columns:
                 i = arms.index(_arm_of(name))
                 ax.plot(h["epoch"], h[col], lw=1, marker="o", ms=2, color=f"C{i % 10}", alpha=0.8,
-                        label=_arm_of(name) if name == next(k for k in histories if _arm_of(k) == _arm_of(name)) else None)
+                        label=_arm_of(name) if first[_arm_of(name)] == name else None)
                 if "best_epoch" in h.columns and len(h):
                     hit = h[h["epoch"] == h["best_epoch"].iloc[0]]
                     if not hit.empty:
                         ax.plot(hit["epoch"], hit[col], marker="*", ms=9, color=f"C{i % 10}")
-        ax.set_title(col.replace("_", " ") + " (star: selected epoch)", fontsize=9)
+        kind, _, task = col.partition(".")
+        ax.set_title(f"{kind.replace('_', ' ')}{': ' + task if task else ''} (star: selected epoch)", fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.grid(alpha=0.3)

@@ -13,6 +13,7 @@ and imported on first use, so that listing experiments does not import torch-hea
 
     BACKBONES.get("convnet")            # the function
     BACKBONES.get("convnt")             # KeyError: Unknown backbone 'convnt'. Did you mean 'convnet'? ...
+    BACKBONES.lookup("convnt")          # the same text as a ValueError (what user-facing getters raise)
     BACKBONES.meta("convnet")           # {"spatial_dims": (2, 3)}
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -85,6 +86,14 @@ class Registry:
             self._entries[name] = value
         return value
 
+    def lookup(self, name: str) -> Any:
+        """:meth:`get` for user-facing getters (``get_metric``, ``create_head`` ...): an unknown name raises
+        ``ValueError`` (a wrong value, not a missing key) with the same did-you-mean text."""
+        try:
+            return self.get(name)
+        except RegistryError as err:
+            raise ValueError(str(err)) from None
+
     def meta(self, name: str) -> dict[str, Any]:
         """The metadata given at registration (a copy)."""
         if name not in self._entries:
@@ -112,13 +121,3 @@ class Registry:
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"Unknown {self.kind} {name!r}.{hint} Available: {', '.join(self.names()) or '(none)'}."
 
-
-def describe(registry: Registry, describe_fn: Callable[[str, Any], str] | None = None) -> dict[str, str]:
-    """``{name: description}`` for listing functions (``list_experiments`` and friends)."""
-    out = {}
-    for name in registry.names():
-        desc = registry.meta(name).get("description")
-        if desc is None and describe_fn is not None:
-            desc = describe_fn(name, registry.get(name))
-        out[name] = desc or ""
-    return out

@@ -15,8 +15,9 @@ attribute or, for a dict, a key): a list of dicts, one per data set, with
 ``assumed``   (optional) what the loader assumed, one sentence each.
 
 Without it, :func:`manifest_sources` derives the same from the manifest: its rows, its path column
-(files found/missing) and the loader's report in ``manifest.attrs["report"]`` (what a loader such as
-:func:`mtbench.data.sources.cohen_covid.load_manifest` counts as missing or skipped).
+(files found/missing) and the loader's report when the experiment names its data as
+:class:`~mtbench.data.report.Manifest` s (the counts of what a loader such as
+:func:`mtbench.data.sources.cohen_covid.load_manifest` found missing or skipped).
 """
 
 from __future__ import annotations
@@ -35,18 +36,14 @@ EXCLUSION_KEYS = {"missing_files": "image file missing", "missing_images": "imag
                   "labels_without_file": "labelled slice file missing"}
 
 
-def _tables(manifest) -> dict[str, pd.DataFrame]:
-    if isinstance(manifest, pd.DataFrame):
-        return {"data": manifest}
-    return {str(k): v for k, v in dict(manifest or {}).items() if isinstance(v, pd.DataFrame)}
-
-
 def manifest_sources(manifest, cfg: Mapping[str, Any] | None = None, path_column: str = "path") -> list[dict[str, Any]]:
     """The generic data-source records of a manifest (one per table), see the module docstring."""
     declared = ((cfg or {}).get("data") or {}).get("source") if isinstance((cfg or {}).get("data"), Mapping) else None
     out = []
-    for name, df in _tables(manifest).items():
-        report = df.attrs.get("report") if isinstance(df.attrs.get("report"), Mapping) else {}
+    from mtbench.data.report import as_manifests
+
+    for name, (df, rep) in as_manifests(manifest).items():
+        report = rep.counts
         has_files = path_column in df.columns
         kind = "synthetic" if (str(declared or "").startswith(SYNTHETIC) or (declared is None and not has_files)) else "real"
         rec: dict[str, Any] = {"name": name, "kind": kind, "source": declared or report.get("source") or
@@ -159,7 +156,9 @@ def refuse_single_class_folds(cfg: Mapping[str, Any], manifest, splits: pd.DataF
     from mtbench.guards import DegenerateResultError, DegenerateResultWarning, act_on, refuse_single_class
 
     flags = []
-    for name, table in _tables(manifest).items():
+    from mtbench.data.report import as_manifests
+
+    for name, (table, _) in as_manifests(manifest).items():
         sp = splits
         if sp is not None and "dataset" in sp.columns and name in set(sp["dataset"]):
             sp = sp[sp["dataset"] == name]

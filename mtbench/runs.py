@@ -97,17 +97,18 @@ UNIT_DONE = "DONE.json"
 def data_fingerprint(manifest, path_column: str = "path") -> dict[str, Any]:
     """What data a run saw: the manifest's rows and content hash, and its files' names and sizes.
 
-    ``manifest`` is a DataFrame (one row per image) or ``{name: DataFrame}``. Files are fingerprinted
-    by name and size (hashing every image's bytes would cost as much as reading the data set).
+    ``manifest`` is a DataFrame (one row per image), a :class:`~mtbench.data.report.Manifest`, or a
+    ``{name: DataFrame or Manifest}`` dict. Files are fingerprinted by name and size (hashing every
+    image's bytes would cost as much as reading the data set).
     """
     import hashlib
 
     import pandas as pd
 
-    if isinstance(manifest, pd.DataFrame):
-        manifest = {"data": manifest}
+    from mtbench.data.report import as_manifests
+
     out: dict[str, Any] = {}
-    for name, df in manifest.items():
+    for name, (df, report) in as_manifests(manifest).items():
         entry: dict[str, Any] = {
             "rows": int(len(df)),
             "columns": [str(c) for c in df.columns],
@@ -120,7 +121,7 @@ def data_fingerprint(manifest, path_column: str = "path") -> dict[str, Any]:
                 files.append((path.name, path.stat().st_size if path.is_file() else -1))
             entry["files"] = len(files)
             # absent files among the rows, plus those the loader dropped because absent (its report)
-            dropped = (df.attrs.get("report") or {}).get("missing_files", 0) if isinstance(df.attrs.get("report"), Mapping) else 0
+            dropped = report.counts.get("missing_files", 0)
             entry["missing_files"] = sum(1 for _, size in files if size < 0) + int(dropped or 0)
             entry["total_bytes"] = int(sum(size for _, size in files if size > 0))
             entry["files_sha1"] = hashlib.sha1(repr(sorted(files)).encode()).hexdigest()

@@ -209,13 +209,18 @@ class Task:
         return {"prob": prob.cpu().numpy(), "pred": (prob >= self.threshold).cpu().numpy()}
 
     # ------------------------------------------------ Predictions table columns
+    def _value_columns(self, part: str, segmentation: str) -> list[str]:
+        """``<task>.<part>`` (one per target of a multi-target regression); ``<task>.<segmentation>``
+        for a segmentation task (its per-sample volume)."""
+        if self.kind == "segmentation":
+            return [f"{self.name}.{segmentation}"]
+        if self.kind == "regression" and self.num_targets > 1:
+            return [f"{self.name}.{part}.{j}" for j in range(self.num_targets)]
+        return [f"{self.name}.{part}"]
+
     def target_columns(self) -> list[str]:
         """Names of this task's target column(s) in a Predictions table."""
-        if self.kind == "segmentation":
-            return [f"{self.name}.volume_true_ml"]
-        if self.kind == "regression" and self.num_targets > 1:
-            return [f"{self.name}.target.{j}" for j in range(self.num_targets)]
-        return [f"{self.name}.target"]
+        return self._value_columns("target", "volume_true_ml")
 
     def prob_columns(self) -> list[str]:
         """Names of the probability columns (empty for regression)."""
@@ -226,11 +231,8 @@ class Task:
         return []
 
     def pred_columns(self) -> list[str]:
-        if self.kind == "segmentation":
-            return [f"{self.name}.volume_pred_ml"]
-        if self.kind == "regression" and self.num_targets > 1:
-            return [f"{self.name}.pred.{j}" for j in range(self.num_targets)]
-        return [f"{self.name}.pred"]
+        """Names of this task's prediction column(s) in a Predictions table."""
+        return self._value_columns("pred", "volume_pred_ml")
 
     def summary_columns(self) -> list[str]:
         """Per-sample scores stored beside the outputs (``segmentation``: Dice and IoU)."""

@@ -21,7 +21,8 @@ DATA_ROOT="${MTBENCH_DATA_ROOT:-$(cd "$ROOT" && PYTHONPATH="$ROOT" "$VENV/bin/py
 "$VENV/bin/python" -m pip wheel --quiet --no-deps --no-build-isolation -w "$WORK/dist" "$ROOT"
 WHEEL="$(ls "$WORK"/dist/mtbench-*.whl)"
 step "built $(basename "$WHEEL")"
-"$VENV/bin/python" -m zipfile -l "$WHEEL" | grep -q "mtbench/data_cards/cohen_covid.md" \
+# asked of zipfile directly: `zipfile -l | grep -q` fails under pipefail once grep stops reading early
+"$VENV/bin/python" -c 'import sys, zipfile; sys.exit("mtbench/data_cards/cohen_covid.md" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$WHEEL" \
   || { echo "[wheel] the wheel lacks mtbench/data_cards/*.md" >&2; exit 1; }
 
 "$VENV/bin/python" -m venv --without-pip "$WORK/venv"

@@ -97,3 +97,15 @@ def test_mlp_head_options():
     assert all(torch.all(m.bias == 0.01) for m in head.modules() if isinstance(m, torch.nn.Linear))
     with pytest.raises(ValueError, match="activation"):
         MLPHead(10, 3, activation="nope")
+
+
+def test_feature_channels_come_from_the_subclass_or_are_refused():
+    from mtbench.models.backbones import Backbone
+
+    class Pooled(Backbone):  # a backbone with pooled features only
+        name = "pooled_only"
+
+    with pytest.raises(NotImplementedError, match="'pooled_only' does not expose multi-scale feature maps"):
+        Pooled().feature_channels
+    bb = create_backbone("convnet", spatial_dims=2, in_chans=1, channels=(8, 16))
+    assert bb.feature_channels == [8, 16] and bb.feature_channels is not bb.feature_channels  # a copy each time

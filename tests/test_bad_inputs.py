@@ -114,9 +114,9 @@ def test_cohen_truncated_image_is_reported(cohen_copy):
 
 def test_cohen_partial_clone_counts_differ_from_card(cohen_copy):
     bad("cohen_covid: images missing from a partial clone")
-    m = cohen_covid.load_manifest(cohen_copy)
-    assert len(m) == 2 and m.attrs["report"]["missing_files"] == 564
-    assert len(m.attrs["validation"].by_code("missing-file")) == 564  # every skip listed
+    m, report = cohen_covid.load_manifest(cohen_copy)
+    assert len(m) == 2 and report.counts["missing_files"] == 564
+    assert len(report.by_code("missing-file")) == 564  # every skip listed
 
 
 def test_brixia_metadata_wrong_columns(tmp_path):
@@ -158,8 +158,8 @@ def test_aiforcovid_nan_label_is_reported(tmp_path):
     bad("aiforcovid: NaN prognosis")
     pd.DataFrame({"ImageFile": ["a", "b"], "Hospital": ["A", "A"], "Prognosis": ["MILD", None]}).to_excel(
         tmp_path / "c.xlsx", index=False)
-    m = aiforcovid.load_manifest(tmp_path, require_image=False)
-    p = m.attrs["validation"].by_code("missing-label")
+    m, report = aiforcovid.load_manifest(tmp_path, require_image=False)
+    p = report.by_code("missing-label")
     assert m["prognosis"].isna().sum() == 1 and len(p) == 1 and (p[0].row, p[0].column) == (3, "Prognosis")
 
 

@@ -23,7 +23,7 @@ def tiny_config(**changes):
 @pytest.mark.parametrize("mode", ["masked_mean", "reference"])
 def test_run_all_arms_tiny(mode, tmp_path):
     res = R.run(tiny_config(loss__mode=mode), run_dir=tmp_path, progress=False)
-    assert (tmp_path / "compare_with_paper.csv").is_file() and (tmp_path / "units" / "backbone=convnet" / "fold=0" / "arm=mdmt" / "predictions.csv").is_file()
+    assert (tmp_path / "compare_with_paper.csv").is_file() and (tmp_path / "significance.csv").is_file() and (tmp_path / "units" / "backbone=convnet" / "fold=0" / "arm=mdmt" / "predictions.csv").is_file()
     m = res.metrics
     assert set(m["arm"]) == {"stl_prognosis", "stl_severity", "ft", "mdmt"}
     assert set(m["fold"]) == {"0", "1", "pooled"}
@@ -71,7 +71,7 @@ def test_backbone_sweep_config():
     full = get_experiment("ruffini2024_backbones").default_config("full")
     assert full["model"]["backbones"] == list(R.PAPER_BACKBONES) and full["protocol"]["n_folds"] == 5
     t = full["train"]
-    assert (t["lr"], t["weight_decay"], t["batch_size"], t["patience"], t["min_epochs"]) == (1e-3, 1e-5, 128, 65, 40)
+    assert (t["lr"], t["weight_decay"], t["batch_size"], t["patience"], t["warmup_epochs"]) == (1e-3, 1e-5, 128, 65, 40)
     assert t["monitor_prognosis"] == "loss.prognosis" and t["optimizer"] == "adam" and t["scheduler"] == "plateau"
     smoke = get_experiment("ruffini2024_backbones").default_config("smoke")
     assert smoke["model"]["backbones"] == list(R.SMALL_BACKBONES) and smoke["data"]["source"] == "cohen"

@@ -70,9 +70,10 @@ def test_reference_loss_mode_by_hand():
     # prognosis: MSE(raw logits, one-hot), masked entries count in the denominator (B*C = 4*2):
     # row 0: (1-1)^2 + (0-0)^2 = 0; row 1: (0.5-0)^2 + (0.5-1)^2 = 0.5  -> 0.5 / 8
     assert out.per_task["prognosis"].item() == pytest.approx(0.5 / 8)
-    # severity: row 2 one-hot [1,0,0,0] vs [2,0,0,0]: 1; row 3 [0,1,0,0] vs [0,1,0,0]: 0 -> 1 / (4*4)
-    assert out.per_task["severity"].item() == pytest.approx(1 / 16)
-    assert out.total.item() == pytest.approx(0.5 / 8 + 1 / 16)
+    # severity: cross-entropy (as the original), rows 2 and 3 summed over the whole batch of 4
+    ce2, ce3 = -(2 - math.log(math.exp(2) + 3)), -(1 - math.log(math.e + 3))
+    assert out.per_task["severity"].item() == pytest.approx((ce2 + ce3) / 4, rel=1e-5)
+    assert out.total.item() == pytest.approx(0.5 / 8 + (ce2 + ce3) / 4, rel=1e-5)
 
 
 def test_masked_mean_loss_mode_by_hand():

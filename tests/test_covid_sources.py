@@ -24,8 +24,8 @@ def test_sources_are_registered():
 
 # --------------------------------------------------------------------- Cohen et al. (real)
 def test_cohen_mini_counts_match_the_data_readme(shared_data):
-    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
-    r = m.attrs["report"]
+    m, report = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
+    r = report.counts
     # Numbers stated in ../shared/data/README.md for this subset.
     assert len(m) == 120 and m["sample_id"].is_unique
     assert r["patients"] == m["patient_id"].nunique() == 76
@@ -42,15 +42,15 @@ def test_cohen_mini_counts_match_the_data_readme(shared_data):
 
 
 def test_cohen_duplicated_files_merge_patient_groups(shared_data):
-    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
+    m, report = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
     merged = m[m["sample_id"] == "000001-24.jpg"]
     assert len(merged) == 1
     assert merged["patient_id"].iloc[0] == "285+339"
-    assert set(m.attrs["report"]["merged_patient_groups"]) == {"285+339", "287+340"}
+    assert set(report.counts["merged_patient_groups"]) == {"285+339", "287+340"}
 
 
 def test_cohen_brixia_zones_are_strings_and_sum(shared_data):
-    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
+    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini").table
     bx = m[m["brixia_global"].notna()]
     assert bx["brixia_zones"].str.len().eq(6).all()
     zones = bx[[f"zone_{z}" for z in "ABCDEF"]].to_numpy()
@@ -78,7 +78,7 @@ def test_cohen_grayscale_from_rgb_and_rgba(shared_data):
 
     from mtbench.data.cxr import read_image
 
-    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")
+    m = cohen_covid.load_manifest(shared_data / "cohen-covid-mini").table
     modes = {}
     for p in m["path"]:
         with Image.open(p) as im:
@@ -106,8 +106,8 @@ def afc_root(tmp_path):
 
 
 def test_aiforcovid_manifest_counts_missing_dicom(afc_root):
-    m = aiforcovid.load_manifest(afc_root)
-    r = m.attrs["report"]
+    m, report = aiforcovid.load_manifest(afc_root)
+    r = report.counts
     assert r["rows"] == 5 and r["missing_files"] == 1 and r["missing_examples"] == ["P_4"]
     assert len(m) == 4
     assert m["prognosis"].tolist() == [0.0, 1.0, 0.0, 1.0]
@@ -148,13 +148,13 @@ def test_aiforcovid_fold_split_files(afc_root, tmp_path):
     assert len(table) == 8 and set(table["fold"]) == {"0", "1"}
     assert table.loc[(table["fold"] == "1") & (table["img"] == "P_0"), "split"].item() == "test"
     m = aiforcovid.load_manifest(afc_root)
-    f0 = aiforcovid.attach_splits(m, table, "0")
+    f0, rep = aiforcovid.attach_splits(m, table, "0")
     assert dict(zip(f0["sample_id"], f0["split"])) == {"P_0": "train", "P_1": "train", "P_2": "val", "P_3": "test"}
-    assert f0.attrs["report"]["not_in_split_files"] == 0
+    assert rep.counts["not_in_split_files"] == 0 and rep.counts["missing_files"] == 1  # the adapter's counts kept
     # a manifest image the fold's split files leave out is counted and named, not dropped silently (issue 14 item 8)
     with pytest.warns(UserWarning, match=r"1 of 4 manifest images .*P_2"):
-        f0 = aiforcovid.attach_splits(m, table[~((table["fold"] == "0") & (table["img"] == "P_2"))], "0")
-    assert len(f0) == 3 and f0.attrs["report"]["not_in_split_files"] == 1
+        f0, rep = aiforcovid.attach_splits(m, table[~((table["fold"] == "0") & (table["img"] == "P_2"))], "0")
+    assert len(f0) == 3 and rep.counts["not_in_split_files"] == 1
     (sd / "1" / "val.txt").write_text("P_2 0 B\n")  # P_2 now in train and val of fold 1
     with pytest.raises(ValueError, match="P_2"):
         aiforcovid.read_fold_splits(sd)
@@ -192,14 +192,14 @@ def test_brixia_metadata_fix_switch(tmp_path):
     meta.assign(BrixiaScore=meta["BrixiaScore"].astype(int)).to_csv(root / "metadata_global_v2.csv", sep=";", index=False)
     for f in ("a.dcm", "b.dcm"):
         write_dicom(root / "dicom_clean" / f, np.full((8, 8), 100))
-    fixed = brixia.load_manifest(root)
-    assert fixed.attrs["report"]["zone_strings_short"] == 2
-    assert fixed.attrs["report"]["missing_files"] == 1 and len(fixed) == 2
+    fixed, report = brixia.load_manifest(root)
+    assert report.counts["zone_strings_short"] == 2
+    assert report.counts["missing_files"] == 1 and len(fixed) == 2
     assert fixed["brixia_zones"].tolist() == ["001233", "123321"]
     assert fixed.loc[0, ["zone_A", "zone_B", "zone_C"]].tolist() == [0, 0, 1]
     assert fixed["brixia_right"].tolist() == [1, 6] and fixed["brixia_left"].tolist() == [8, 6]
     assert fixed["brixia_global_class"].tolist() == [1, 2]  # 9 -> 5-9, 12 -> 10-14
-    orig = brixia.load_manifest(root, fix_zone_strings=False, require_image=False)
+    orig = brixia.load_manifest(root, fix_zone_strings=False, require_image=False).table
     assert orig["brixia_zones"].tolist()[0] == "123300"
     assert orig["brixia_global"].tolist() == [9, 12, 3]  # the global score survives
     assert orig.loc[0, "brixia_right"] == 6 != fixed.loc[0, "brixia_right"]  # the lung labels do not
@@ -208,10 +208,10 @@ def test_brixia_metadata_fix_switch(tmp_path):
 def test_brixia_split_file_zone_labels(tmp_path):
     f = tmp_path / "train.txt"
     f.write_text("img label center\nx1.dcm 1233 0\nx2.dcm 310000 0\n")
-    t = brixia.read_split_file(f)
-    assert t.attrs["zone_strings_short"] == 1
+    t, report = brixia.read_split_file(f)
+    assert report.counts["zone_strings_short"] == 1
     assert t["brixia_zones"].tolist() == ["001233", "310000"]
-    assert brixia.read_split_file(f, fix_zone_strings=False)["brixia_zones"].tolist()[0] == "123300"
+    assert brixia.read_split_file(f, fix_zone_strings=False).table["brixia_zones"].tolist()[0] == "123300"
 
 
 def test_global_binning_edges():

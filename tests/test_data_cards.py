@@ -111,7 +111,7 @@ def test_card_label_schema_matches_the_adapter(name, tmp_path, shared_data):
     card = load_card(name)
     assert card.adapter in _SOURCES, f"{name}: the card names adapter {card.adapter!r}, which is not registered"
     assert card.adapter in BUILDERS, f"add a generated-input builder for {card.adapter!r} to this test"
-    manifest = BUILDERS[card.adapter](tmp_path, shared_data)
+    manifest, report = BUILDERS[card.adapter](tmp_path, shared_data)
     missing = [c for c in card.label_columns if c not in manifest.columns]
     assert not missing, f"card {name!r} names label columns the adapter does not produce: {missing}"
     for t in card.tasks:
@@ -120,16 +120,15 @@ def test_card_label_schema_matches_the_adapter(name, tmp_path, shared_data):
             for c in cols:
                 present = set(pd.to_numeric(manifest[c], errors="coerce").dropna())
                 assert present <= {float(v) for v in t["values"]}, (name, c, present)
-    report = manifest.attrs.get("report")
-    if report is not None:  # every count the card expects is a count the adapter reports
+    if report.counts:  # every count the card expects is a count the adapter reports
         for variant, counts in card.meta["expected_counts"].items():
-            unknown = set(counts) - set(report)
+            unknown = set(counts) - set(report.counts)
             assert not unknown, f"card {name!r} ({variant}) expects counts the adapter does not report: {unknown}"
 
 
 def test_cohen_adapter_compares_counts_with_card(shared_data):
-    m = get_source("cohen_covid").load_manifest(shared_data / "cohen-covid-mini")
-    assert m.attrs["report"]["card_differences"] == {}  # the mini set is what its card says
+    m, report = get_source("cohen_covid").load_manifest(shared_data / "cohen-covid-mini")
+    assert report.counts["card_differences"] == {}  # the mini set is what its card says
     card = load_card("cohen_covid")
     assert card.expected_counts("cohen-covid-mini")["images"] == len(m) == 120
 
@@ -140,9 +139,9 @@ def test_cohen_adapter_reports_differences_from_card(shared_data, tmp_path, monk
     cards.mkdir()
     (cards / "cohen_covid.md").write_text(text)
     monkeypatch.setenv("MTBENCH_CARDS_DIR", str(cards))
-    m = get_source("cohen_covid").load_manifest(shared_data / "cohen-covid-mini")
-    assert m.attrs["report"]["card_differences"] == {"images": (120, 121)}
-    msgs = [p.message for p in m.attrs["validation"].by_code("count-mismatch")]
+    report = get_source("cohen_covid").load_manifest(shared_data / "cohen-covid-mini").report
+    assert report.counts["card_differences"] == {"images": (120, 121)}
+    msgs = [p.message for p in report.by_code("count-mismatch")]
     assert msgs == ["images: found 120, the card 'cohen_covid' (cohen-covid-mini) says 121 (-1)"]
 
 

@@ -130,6 +130,32 @@ def test_quickstart_notebook_folder_is_read_by_mtbench_report(tmp_path, capsys):
     assert quickstart.load_result(tmp_path).table().equals(result.table())
 
 
+def test_notebook_run_resumes_like_mtbench_run(registered, tmp_path, capsys, monkeypatch):
+    trained = []
+
+    def counting(cfg, unit, *args, **kwargs):
+        trained.append(f"{unit['arm']}/seed{unit['seed']}")
+        return train_unit(cfg, unit, *args, **kwargs)
+
+    monkeypatch.setattr(EXPERIMENT, "train_unit", counting)
+    full = registered.run(None, run_dir=tmp_path / "full", progress=False)
+    assert len(trained) == 4
+    # the CLI finishes the signal arm; the notebook path, on the same folder, trains only the rest
+    run_experiment(registered, default_config(), tmp_path / "mixed", select={"arm": "signal"}, progress=False)
+    trained.clear()
+    mixed = registered.run(None, run_dir=tmp_path / "mixed", progress=False)
+    assert sorted(trained) == ["noise/seed0", "noise/seed1"]
+    assert "2 of 4 unit(s) already finished" in capsys.readouterr().out
+    pd.testing.assert_frame_equal(mixed.results, full.results)
+    # a second notebook call trains nothing and reads the same result; mtbench report reads the folder
+    trained.clear()
+    again = registered.run(None, run_dir=tmp_path / "mixed", progress=False)
+    assert trained == [] and set(again.models) == set(full.models)
+    pd.testing.assert_frame_equal(again.results, full.results)
+    assert main(["report", str(tmp_path / "mixed")]) == 0
+    assert "All units finished." in capsys.readouterr().out
+
+
 def test_changed_data_is_refused_on_resume(registered, tmp_path):
     run_experiment(registered, default_config(), tmp_path, select={"arm": "signal"}, progress=False)
     EXPERIMENT.prepare = lambda cfg: Prepared(prepare(cfg).table.assign(y=0.0))
@@ -137,6 +163,8 @@ def test_changed_data_is_refused_on_resume(registered, tmp_path):
     try:
         with pytest.raises(ValueError, match="data changed"):
             run_experiment(registered, default_config(), tmp_path, progress=False)
+        with pytest.raises(ValueError, match="data changed"):  # the notebook path refuses it alike
+            registered.run(None, run_dir=tmp_path, progress=False)
     finally:
         EXPERIMENT.prepare, EXPERIMENT._last = prepare, None
 

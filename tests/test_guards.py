@@ -95,6 +95,7 @@ def test_ruffini_compare_with_paper_marks_a_single_class_run():
     from mtbench.experiments import ruffini2024 as rf
 
     cfg = rf.default_config()
+    cfg["report"] = {"aggregation": "fold_mean"}  # the hand-made table has per-fold rows only
     preds = _preds([1, 1, 1, 1], [0.9, 0.8, 0.9, 0.7], fold=["0", "0", "1", "1"])
     healthy = _preds([0, 1, 0, 1], [0.2, 0.7, 0.3, 0.6], fold=["0", "0", "1", "1"])
     rows = []

@@ -78,9 +78,9 @@ def test_images_use_the_papers_window(phantom):
 def test_head_ct_ich_layout_round_trip(tmp_path):
     ph = make_head_ct_phantom(n_patients=6, shape=(16, 32, 32), seed=2)
     root = ph.to_nifti(tmp_path)
-    m = load_manifest(root)
+    m, report = load_manifest(root)
     assert len(m) == 6 and set(m["folder"]) <= {"GOOD_PROGNOSIS", "POOR_PROGNOSIS"}
     merged = m.merge(ph.table, on="patient_id", suffixes=("", "_truth"))
     assert (merged["prognosis"] == merged["prognosis_truth"]).all()
     assert (merged["gcs_ord"] == merged["gcs_ord_truth"]).all()
-    assert "published: 261 (good 99, poor 162)" in report_text(m)
+    assert "published: 261 (good 99, poor 162)" in report_text(report)

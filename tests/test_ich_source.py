@@ -20,12 +20,13 @@ def test_labels_as_the_paper(tmp_path):
     rows = [[1, 0, 79, 15, "x"], [2, 1, 80, 8, "y"], [3, 1, 90, 9, "z"], [4, 0, 40, 12, ""], [5, 1, 60, 13, ""]]
     files = [("GOOD_PROGNOSIS", 1), ("POOR_PROGNOSIS", 2), ("POOR_PROGNOSIS", 3), ("GOOD_PROGNOSIS", 4), ("POOR_PROGNOSIS", 5)]
     _make(tmp_path, rows, files)
-    m = load_manifest(tmp_path).set_index("patient_id")
+    m, report = load_manifest(tmp_path)
+    m = m.set_index("patient_id")
     assert m.loc[["1", "2", "3", "4", "5"], "age_80"].tolist() == [0, 1, 1, 0, 0]
     assert m.loc[["1", "2", "3", "4", "5"], "gcs_bin"].tolist() == [0, 1, 0, 0, 0]
     assert m.loc[["1", "2", "3", "4", "5"], "gcs_ord"].tolist() == [0, 2, 1, 1, 0]
     assert m.loc[["1", "2", "3"], "prognosis"].tolist() == [0, 1, 1]
-    assert m.attrs["report"]["good"] == 2 and m.attrs["report"]["poor"] == 3
+    assert report.counts["good"] == 2 and report.counts["poor"] == 3
 
 
 def test_reports_missing_rows_and_images(tmp_path):
@@ -33,9 +34,10 @@ def test_reports_missing_rows_and_images(tmp_path):
     files = [("GOOD_PROGNOSIS", 1), ("POOR_PROGNOSIS", 2)]
     _make(tmp_path, rows, files)
     (tmp_path / "POOR_PROGNOSIS" / "notes.txt").write_text("x")
-    m = load_manifest(tmp_path)
+    manifest = load_manifest(tmp_path)
+    m = manifest.table
     assert len(m) == 2 and m.set_index("patient_id").loc["2", ["age", "gcs"]].isna().all()
-    text = report_text(m)
+    text = report_text(manifest)
     assert "found: 2 (good 1, poor 1)" in text and "difference: -259" in text
     assert "1 clinical row(s) without an image" in text and "'9'" in text
     assert "1 image(s) without a clinical row" in text and "notes.txt" in text
@@ -93,7 +95,7 @@ def test_dicom_series_folders_and_plain_nifti_are_volumes_read_canonically(tmp_p
     from mtbench.data.transforms import CTPreprocess
 
     stored = _ich_dicom_layout(tmp_path)
-    m = load_manifest(tmp_path).set_index("patient_id")
+    m = load_manifest(tmp_path).table.set_index("patient_id")
     assert list(m.index) == ["P1", "P2"] and m.loc["P2", "gcs_bin"] == 1
     assert m.loc["P1", "path"].endswith("P1") and m.loc["P2", "path"].endswith("P2.nii.gz")
     loader = VolumeLoader(CTPreprocess(), cache_dir=tmp_path / "cache")

@@ -8,7 +8,7 @@ from torch import nn
 
 from mtbench import MultiTaskLoss, Task, create_model
 from mtbench.data import MultiTaskDataset
-from mtbench.data.report import Report
+from mtbench.data.report import Manifest, Report
 from mtbench.data.validate import check_ids, check_labels
 from mtbench.models import Backbone, create_backbone, register_backbone
 from mtbench.models.backbones import BACKBONES
@@ -66,13 +66,14 @@ def test_recipe_add_a_weighting():
 
 
 def test_recipe_add_a_data_set():
-    # 1. An adapter: read the files, return the table (one row per image) and a Report of what it skipped.
-    def load_manifest(root=None):
+    # 1. An adapter: read the files, return a Manifest: the table (one row per image) and a Report of
+    #    what it counted and skipped.
+    def load_manifest(root=None) -> Manifest:
         report = Report(dataset="recipe")
         rows = [{"sample_id": f"s{i}", "patient_id": f"p{i // 2}", "prognosis": i % 2, "severity": float(i)}
                 for i in range(8)]
         report.warning("skipped-row", "row 9: no image file", row="9")
-        return pd.DataFrame(rows), report
+        return Manifest(pd.DataFrame(rows), report)
 
     table, report = load_manifest()
     # 2. The validation checks a data card would ask for.

@@ -35,6 +35,10 @@ def test_unknown_name_suggests_close_matches():
     with pytest.raises(RegistryError, match=r"Unknown backbone 'convnt'\. Did you mean 'convnet'\?") as err:
         reg.get("convnt")
     assert "Available: convnet, densenet121_3d" in str(err.value)
+    # user-facing getters (get_metric, create_head, get_experiment ...) raise the same text as a ValueError
+    with pytest.raises(ValueError, match=r"Unknown backbone 'convnt'\. Did you mean 'convnet'\?") as err:
+        reg.lookup("convnt")
+    assert not isinstance(err.value, KeyError) and reg.lookup("convnet") == 1
 
 
 def test_lazy_entries_import_on_first_use():

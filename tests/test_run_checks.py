@@ -144,6 +144,19 @@ def test_run_folder_holds_figures(tmp_path):
             assert im.size[0] > 200 and im.size[1] > 200, name
 
 
+def test_learning_curves_compare_arms_on_the_tasks_they_share():
+    from mtbench.plots import history_columns
+
+    single = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "train_loss.p": [1.0, 0.5],
+                           "val_loss": [1.1, 0.9], "val_loss.p": [1.1, 0.9]})
+    multi = single.assign(**{"train_loss.s": [2.0, 1.0], "val_loss.s": [2.0, 1.5], "train_loss": [3.0, 1.5]})
+    # the multi-task total (p + s) is not comparable with the single-task one: each shared task once
+    assert history_columns({"st/seed0": single, "mt/seed0": multi}) == ["train_loss.p", "val_loss.p"]
+    assert history_columns({"mt/seed0": multi}) == ["train_loss.p", "train_loss.s", "val_loss.p", "val_loss.s"]
+    other = pd.DataFrame({"epoch": [1], "train_loss": [1.0], "train_loss.q": [1.0]})
+    assert history_columns({"st/seed0": single, "q/seed0": other}) == ["train_loss", "val_loss"]
+
+
 # ------------------------------------------------------------------ real data: missing images
 @pytest.fixture
 def cohen_copy(shared_data, tmp_path):
@@ -164,10 +177,10 @@ def test_deleted_images_are_counted_in_fingerprint_and_sources(cohen_copy):
 
     before = cohen_covid.load_manifest(cohen_copy)
     base_missing = data_fingerprint(before)["data"]["missing_files"]
-    for p in sorted(before["path"])[:6]:
+    for p in sorted(before.table["path"])[:6]:
         (cohen_copy / "covid-chestxray-dataset" / "images" / p.split("/")[-1]).unlink()
     after = cohen_covid.load_manifest(cohen_copy)
-    assert len(after) == len(before) - 6  # the loader skips them ...
+    assert len(after.table) == len(before.table) - 6  # the loader skips them ...
     assert data_fingerprint(after)["data"]["missing_files"] == base_missing + 6  # ... and the fingerprint says so
     src = manifest_sources(after, {"data": {"source": "cohen"}})[0]
     assert src["kind"] == "real" and src["root"] == str(cohen_copy)
@@ -209,7 +222,7 @@ def test_validate_split_file_drops_no_row(shared_data, tmp_path):
     from mtbench.data.sources import cohen_covid
     from mtbench.data.validate import validate_dataset
 
-    ids = cohen_covid.load_manifest(shared_data / "cohen-covid-mini")["sample_id"].tolist()
+    ids = cohen_covid.load_manifest(shared_data / "cohen-covid-mini").table["sample_id"].tolist()
     sp = pd.DataFrame({"sample_id": ids[:-3] + [ids[0]], "split": ["train"] * (len(ids) - 3) + ["train"]})
     sp.to_csv(tmp_path / "splits.csv", index=False)
     rep = validate_dataset("cohen_covid", root=shared_data / "cohen-covid-mini", read_files=False, hash_files=False,

@@ -27,7 +27,7 @@ def test_run_writes_a_complete_run_folder_and_never_overwrites(tmp_path, capsys)
     args = ["run", "quickstart", "--profile", "smoke", "--out", str(tmp_path), "--quiet", *TINY]
     assert main(args) == 0
     (run_dir,) = _run_dirs(tmp_path)
-    for name in ("config.yaml", "provenance.json", "splits.csv", "results.csv", "learning_curves.png", "comparison.png", "summary.txt"):
+    for name in ("config.yaml", "provenance.json", "splits.csv", "results.csv", "fig_learning_curves.png", "fig_metrics.png", "summary.txt"):
         assert (run_dir / name).is_file(), name
     prov = json.loads((run_dir / "provenance.json").read_text())
     assert {"torch", "device", "git_commit", "profile"} <= set(prov)

@@ -10,9 +10,9 @@ from _mtb_files import write_ct_series, write_messy_table
 
 
 def test_messy_table_loads_and_says_what_it_assumed(tmp_path):
-    m = load_manifest(write_messy_table(tmp_path), tasks="outcome:binary, severity:multiclass")
+    m, report = load_manifest(write_messy_table(tmp_path), tasks="outcome:binary, severity:multiclass")
     assert len(m) == 4 and m["outcome"].tolist() == [1, 0, 1, 0]
-    rep = m.attrs["report"]
+    rep = report.counts
     assert rep["missing_images"] == 1 and rep["missing_image_paths"][0].endswith("missing.png")
     assert any("one image per patient" in a for a in rep["assumed"])
     assert rep["codings"] == {"severity": {"mild": 0, "moderate": 1, "severe": 2}}
@@ -22,7 +22,7 @@ def test_messy_table_loads_and_says_what_it_assumed(tmp_path):
 
 
 def test_images_of_any_mode_and_size_resized_without_distortion(tmp_path):
-    m = load_manifest(write_messy_table(tmp_path), tasks={"Outcome": "binary"})
+    m = load_manifest(write_messy_table(tmp_path), tasks={"Outcome": "binary"}).table
     for p in m["path"]:
         img = load_image(p, size=64)
         assert img.shape == (64, 64) and img.dtype == np.float32 and 0 <= img.min() <= img.max() <= 1
@@ -36,7 +36,7 @@ def test_images_of_any_mode_and_size_resized_without_distortion(tmp_path):
 def test_dicom_series_folder_as_image(tmp_path):
     write_ct_series(tmp_path / "ct" / "p1", [np.full((8, 8), 1000, np.uint16)] * 3)
     pd.DataFrame({"image": ["ct/p1"], "patient": ["p1"], "y": [2.5]}).to_csv(tmp_path / "t.csv", index=False)
-    m = load_manifest(tmp_path / "t.csv", tasks="y:regression")
+    m = load_manifest(tmp_path / "t.csv", tasks="y:regression").table
     assert load_image(m["path"][0]).shape == (3, 8, 8)
 
 

@@ -4,9 +4,11 @@ The steps of Ruffini et al. (2024), each a small function, and :class:`CXRPrepro
 
 1. read: DICOM (``pydicom``; modality LUT applied, ``MONOCHROME1`` inverted so that air is dark in
    every image) or PNG/JPEG (Pillow; RGB and RGBA converted to one grayscale channel);
-2. optional crop to the lung bounding box taken from a mask file (or given as a box);
+2. optional crop to the lung bounding box taken from a mask file (or given as a box), with a border
+   and, optionally, squared with image content (:func:`square_box`);
 3. percentile clipping (2nd-98th percentile by default), which removes burnt-in text and
-   collimator edges before scaling;
+   collimator edges before scaling (of the crop, or with ``clip_before_crop`` of the whole image,
+   as the original code of Ruffini et al.);
 4. resize to ``size x size`` (256 in the paper; bilinear with anti-aliasing);
 5. grayscale replicated to 3 channels (ImageNet-shaped backbones) or kept as 1;
 6. normalisation: ``"none"``, ``"minmax"`` (to [0, 1]) or ``"imagenet"`` (min-max, then the
@@ -132,6 +134,32 @@ def mask_bbox(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int
     return int(r0), int(r1), int(c0), int(c1)
 
 
+def square_box(box: Sequence[int], shape: Sequence[int]) -> tuple[int, int, int, int]:
+    """Widen the shorter side of ``(row0, row1, col0, col1)`` to the longer one with image content.
+
+    The extra pixels are split between the two sides (the odd one after the box), shifted inwards
+    where the box meets the image edge; where the image is too narrow the box stops at its edges
+    (and stays oblong), as the original code of Ruffini et al. (2024) ``get_box`` does.
+    """
+    r0, r1, c0, c1 = (int(v) for v in box)
+    h, w = r1 - r0, c1 - c0
+
+    def widen(a0, a1, extra, limit):
+        lo = a0 - extra // 2
+        hi = a1 + extra - extra // 2
+        if lo < 0:
+            lo, hi = 0, hi - lo
+        if hi > limit:
+            lo, hi = max(0, lo - (hi - limit)), limit
+        return lo, hi
+
+    if w < h:
+        c0, c1 = widen(c0, c1, h - w, int(shape[1]))
+    elif h < w:
+        r0, r1 = widen(r0, r1, w - h, int(shape[0]))
+    return r0, r1, c0, c1
+
+
 def crop(image: np.ndarray, box: Sequence[int]) -> np.ndarray:
     """``image[row0:row1, col0:col1]``, refusing a box outside the image or empty."""
     r0, r1, c0, c1 = (int(v) for v in box)
@@ -180,6 +208,67 @@ def normalise(image: np.ndarray, mode: str = "imagenet") -> np.ndarray:
     return out.astype(np.float32)
 
 
+# ------------------------------------------------------------------------- augmentation
+def _elastic_range():
+    from torchvision.transforms import v2
+
+    class ElasticRange(v2.ElasticTransform):
+        """Elastic deformation (Simard et al. 2003) with ``alpha`` drawn uniformly from a range on
+        every call; ``alpha`` and ``sigma`` in pixels, as scipy-style code states them (torchvision's
+        own ``alpha`` moves pixels by half as much, hence the factor 2)."""
+
+        def __init__(self, alpha_range: Sequence[float], sigma: float):
+            super().__init__(alpha=2.0 * float(alpha_range[0]), sigma=float(sigma))
+            self.alpha_range = (float(alpha_range[0]), float(alpha_range[1]))
+
+        def _draw(self, flat_inputs, parent):
+            a = 2.0 * float(torch.empty(1).uniform_(*self.alpha_range))
+            self.alpha = [a, a]
+            return parent(flat_inputs)
+
+        def make_params(self, flat_inputs):  # torchvision >= 0.21
+            return self._draw(flat_inputs, super().make_params)
+
+        def _get_params(self, flat_inputs):  # older torchvision
+            return self._draw(flat_inputs, super()._get_params)
+
+    return ElasticRange
+
+
+def augmentation(spec: dict | None):
+    """Training-time augmentation of a ``[C, H, W]`` X-ray tensor from a spec (``None``: none), with
+    ``torchvision.transforms.v2``, so masks and boxes given as ``tv_tensors`` move with the image.
+
+    ``spec`` keys, each step applied with probability ``p`` (default 0.5), in this order:
+    ``shift`` (fraction of the side, e.g. 0.1), ``zoom`` (``[low, high]`` scale), ``hflip`` (bool),
+    ``rotate_deg`` (degrees either way), ``elastic`` (``{"alpha": [low, high], "sigma": s}`` in pixels).
+    The order and values of Ruffini et al. (2024) are
+    ``{"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10, "elastic": {"alpha": [20, 40], "sigma": 7}}``.
+    Pixels moved in from outside the image are 0.
+    """
+    if not spec:
+        return None
+    from torchvision.transforms import InterpolationMode, v2
+
+    known = {"p", "shift", "zoom", "hflip", "rotate_deg", "elastic"}
+    if set(spec) - known:
+        raise ValueError(f"Unknown augmentation keys {sorted(set(spec) - known)}; use {sorted(known)}.")
+    p, bil = float(spec.get("p", 0.5)), InterpolationMode.BILINEAR
+    steps = []
+    if spec.get("shift"):
+        steps.append(v2.RandomApply([v2.RandomAffine(0, translate=(float(spec["shift"]),) * 2, interpolation=bil)], p))
+    if spec.get("zoom"):
+        steps.append(v2.RandomApply([v2.RandomAffine(0, scale=tuple(float(z) for z in spec["zoom"]), interpolation=bil)], p))
+    if spec.get("hflip"):
+        steps.append(v2.RandomHorizontalFlip(p))
+    if spec.get("rotate_deg"):
+        steps.append(v2.RandomApply([v2.RandomRotation(float(spec["rotate_deg"]), interpolation=bil)], p))
+    if spec.get("elastic"):
+        e = spec["elastic"]
+        steps.append(v2.RandomApply([_elastic_range()(e["alpha"], e["sigma"])], p))
+    return v2.Compose(steps)
+
+
 # --------------------------------------------------------------------------- pipeline
 @dataclass(frozen=True)
 class CXRPreprocess:
@@ -196,7 +285,13 @@ class CXRPreprocess:
     normalisation:
         ``"none"``, ``"minmax"`` or ``"imagenet"``.
     bbox_margin:
-        Fraction added around a lung bounding box when a mask or box is given.
+        Fraction of the box's height/width added on each side of a lung bounding box taken from a mask
+        (the original: 5% in all, 0.025 a side).
+    bbox_square:
+        Square that box with image content (:func:`square_box`), as the original.
+    clip_before_crop:
+        Take the clipping percentiles of the whole image, then crop (the original's order); otherwise
+        of the crop.
     """
 
     size: int = 256
@@ -204,6 +299,8 @@ class CXRPreprocess:
     channels: int = 3
     normalisation: str = "imagenet"
     bbox_margin: float = 0.0
+    bbox_square: bool = False
+    clip_before_crop: bool = False
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -222,9 +319,13 @@ class CXRPreprocess:
             if mask.shape[:2] != img.shape:
                 mask = resize(np.asarray(mask, dtype=np.float32), img.shape) > 0.5
             box = mask_bbox(mask, self.bbox_margin)
+            if self.bbox_square:
+                box = square_box(box, img.shape)
+        if self.clip is not None and self.clip_before_crop:
+            img = clip_percentiles(img, *self.clip)
         if box is not None:
             img = crop(img, box)
-        if self.clip is not None:
+        if self.clip is not None and not self.clip_before_crop:
             img = clip_percentiles(img, *self.clip)
         img = resize(img, self.size)[None]
         if self.channels == 3:
@@ -235,6 +336,9 @@ class CXRPreprocess:
         """Read ``path`` (and a mask file) and preprocess it."""
         mask = None
         if mask_path is not None and not (isinstance(mask_path, float) and np.isnan(mask_path)):
+            if not Path(mask_path).is_file():
+                raise FileNotFoundError(f"Lung mask {mask_path} not found (the image's mask_path): produce the lung masks, "
+                                        "or load the images without masks (Ruffini: data.use_lung_masks = false).")
             mask = read_image(mask_path) > 0
         return self(read_image(path), mask=mask, box=box)
 

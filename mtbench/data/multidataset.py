@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mtbench.data.datasets import MultiTaskDataset
+from mtbench.data.report import Manifest, Report
 from mtbench.tasks import Task
 
 
@@ -134,12 +135,18 @@ def summarise_ratio(ratios: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ two data sets, one per task family
 @dataclass
 class TwoDatasets:
-    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays."""
+    """The prognosis set and the severity set: tables (with ``fold``) and aligned image arrays;
+    ``report``, a summary of both; ``reports``, the loaders' :class:`Report` of each set."""
 
     prognosis: pd.DataFrame
     severity: pd.DataFrame
     images: dict[str, np.ndarray]
     report: dict[str, Any] = field(default_factory=dict)
+    reports: dict[str, Report] = field(default_factory=dict)
+
+    def manifests(self) -> dict[str, Manifest]:
+        """``{"prognosis": Manifest, "severity": Manifest}``: each table with its loader's report."""
+        return {name: Manifest(getattr(self, name), self.reports.get(name) or Report()) for name in ("prognosis", "severity")}
 
 
 def protocol_folds(table: pd.DataFrame, protocol: Mapping[str, Any], stratify: str | None) -> pd.Series:
@@ -171,6 +178,10 @@ def train_val_split(table: pd.DataFrame, test_fold: str, val_fraction: float, se
     return rest[vf != 0], rest[vf == 0]
 
 
+#: Lung-box settings of ``data`` passed on to :class:`~mtbench.data.cxr.CXRPreprocess`.
+LUNG_BOX_KEYS = ("bbox_margin", "bbox_square", "clip_before_crop")
+
+
 def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chans: int, progress: bool = True) -> TwoDatasets:
     """A prognosis set and a severity (Brixia score) set of chest X-rays, with test folds.
 
@@ -187,7 +198,7 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
 
     source = d["source"]
     pre = CXRPreprocess(size=int(d["size"]), clip=tuple(d["clip"]) if d.get("clip") else None, channels=int(in_chans),
-                        normalisation=d["normalisation"])
+                        normalisation=d["normalisation"], **{k: d[k] for k in LUNG_BOX_KEYS if k in d})
     if source == "synthetic":
         s = d["synthetic"]
         syn = make_synthetic_cxr(n_patients=int(s["n_patients"]), size=int(d["size"]), seed=int(s["seed"]))
@@ -209,7 +220,8 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
     if source == "cohen":
         from mtbench.data.sources import cohen_covid
 
-        manifest = add_brixia_targets(cohen_covid.load_manifest(d.get("cohen_root")))
+        manifest, cohen_report = cohen_covid.load_manifest(d.get("cohen_root"))
+        manifest = add_brixia_targets(manifest)
         manifest["fold"] = protocol_folds(manifest, protocol, "prognosis").to_numpy()
         arr = preprocess_images(manifest, pre, progress=progress)
         has_p = manifest["prognosis"].notna().to_numpy()
@@ -218,27 +230,28 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
         prog[[*ZONE_COLUMNS, "brixia_global_class", "brixia_right_class", "brixia_left_class"]] = np.nan
         sev = manifest[has_s].copy()
         sev["prognosis"] = np.nan
-        report = {"source": "cohen", **manifest.attrs.get("report", {}), "prognosis_set": int(has_p.sum()),
+        report = {"source": "cohen", **cohen_report.counts, "prognosis_set": int(has_p.sum()),
                   "severity_set": int(has_s.sum()), "in_both_sets": int((has_p & has_s).sum())}
         return TwoDatasets(prog.reset_index(drop=True), sev.reset_index(drop=True),
-                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report)
+                           {"prognosis": arr[has_p], "severity": arr[has_s]}, report,
+                           {"prognosis": cohen_report, "severity": cohen_report})
     if source == "aiforcovid_brixia":
         from mtbench.data.sources import aiforcovid, brixia
 
-        prog = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
+        prog, prog_report = aiforcovid.load_manifest(d.get("aiforcovid_root"), mask_dir="masks" if d.get("use_lung_masks") else None)
         if d.get("aiforcovid_split_dir"):
             splits = aiforcovid.read_fold_splits(d["aiforcovid_split_dir"])
             test = splits[splits["split"] == "test"].drop_duplicates("img")
             before = prog
             prog = prog.merge(test[["img", "fold"]], left_on="sample_id", right_on="img", how="inner").drop(columns="img")
             dropped = sorted(set(before["sample_id"]) - set(prog["sample_id"]))
-            prog.attrs["report"] = {**(before.attrs.get("report") or {}), "not_in_split_files": len(dropped)}
+            prog_report = prog_report.with_counts(not_in_split_files=len(dropped))
             if dropped:  # the paper's split files leave these images out: count and say so, never silently
                 warnings.warn(f"{len(dropped)} of {len(before)} AIforCOVID images are in no test fold of the split files in "
                               f"{d['aiforcovid_split_dir']} (e.g. {dropped[0]!r}): left out of the prognosis set.", stacklevel=2)
         else:
             prog["fold"] = protocol_folds(prog, protocol, "prognosis").to_numpy()
-        sev = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
+        sev, sev_report = brixia.load_manifest(d.get("brixia_root"), fix_zone_strings=bool(d.get("brixia_fix_zone_strings", True)),
                                    mask_dir="masks" if d.get("use_lung_masks") else None)
         sev["prognosis"] = np.nan
         n = prog["fold"].nunique()
@@ -246,5 +259,6 @@ def load_two_datasets(d: Mapping[str, Any], protocol: Mapping[str, Any], in_chan
             assign_folds(sev, n, "patient_id", None, int(protocol.get("seed", 0))).to_numpy()
         ).map(dict(enumerate(sorted(prog["fold"].unique())))).to_numpy()
         images = {"prognosis": preprocess_images(prog, pre, progress=progress), "severity": preprocess_images(sev, pre, progress=progress)}
-        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog.attrs.get("report"), "brixia": sev.attrs.get("report")})
+        return TwoDatasets(prog, sev, images, {"source": source, "aiforcovid": prog_report.counts, "brixia": sev_report.counts},
+                           {"prognosis": prog_report, "severity": sev_report})
     raise ValueError(f"Unknown data source {source!r}; use 'synthetic', 'cohen' or 'aiforcovid_brixia'.")

@@ -1,5 +1,5 @@
 """Validation findings: :class:`Problem` and :class:`Report` (what :mod:`mtbench.data.validate`
-checks and the adapters and data cards fill in).
+checks and the adapters and data cards fill in), and :class:`Manifest`, what every adapter returns.
 
 Self-contained (no imports back into ``mtbench.data``), so that :mod:`~mtbench.data.cards`,
 :mod:`~mtbench.data.validate` and the adapters can all use it without an import cycle.
@@ -8,12 +8,12 @@ Self-contained (no imports back into ``mtbench.data``), so that :mod:`~mtbench.d
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DataValidationError", "FoldError", "Problem", "Report", "check_counts"]
+__all__ = ["DataValidationError", "FoldError", "Manifest", "Problem", "Report", "as_manifests", "check_counts"]
 
 SEVERITIES = ("error", "warning")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -93,6 +93,10 @@ class Report:
             self.problems.extend(other)
         return self
 
+    def with_counts(self, **counts) -> "Report":
+        """A copy with ``counts`` added (e.g. what a later step left out)."""
+        return Report(self.dataset, list(self.problems), {**self.counts, **counts})
+
     # ------------------------------------------------------------------ reading
     @property
     def errors(self) -> list[Problem]:
@@ -143,6 +147,34 @@ class Report:
         return "\n".join(lines)
 
     __str__ = format
+
+
+class Manifest(NamedTuple):
+    """What a data-source adapter returns: ``table`` (one row per image) and ``report``, the
+    :class:`Report` of what it read: ``report.counts`` holds what it counted (kept, skipped and
+    why, card differences), ``report.problems`` every row it skipped or doubted.
+
+    Unpack it (``table, report = load_manifest(...)``) or use the fields (``m.table``,
+    ``m.report.counts["missing_files"]``); ``len(m)`` is 2, the number of fields, so count rows
+    with ``len(m.table)``."""
+
+    table: pd.DataFrame
+    report: Report
+
+
+def as_manifests(manifest) -> dict[str, Manifest]:
+    """``{name: Manifest}`` of what an experiment names as its data: one table or
+    :class:`Manifest` (named ``"data"``), or a ``{name: table or Manifest}`` dict. A bare table gets
+    an empty report; entries that are neither are left out."""
+    if isinstance(manifest, (pd.DataFrame, Manifest)):
+        manifest = {"data": manifest}
+    out = {}
+    for name, m in dict(manifest or {}).items():
+        if isinstance(m, pd.DataFrame):
+            m = Manifest(m, Report())
+        if isinstance(m, Manifest):
+            out[str(name)] = m
+    return out
 
 
 # ---------------------------------------------------------------------------- manifest checks

@@ -4,7 +4,8 @@ Medical data sets go wrong silently: label files that lost leading zeros, "held-
 are not held out, the same image under two patient ids, a fold with no positive case, a DICOM
 folder holding two series. This module finds such problems and reports them; it never drops a row
 itself. The adapters (:mod:`mtbench.data.sources`) put what they skipped into the same structure
-(``manifest.attrs["validation"]``), and ``mtbench data check DATASET`` prints it.
+(the ``report`` of the :class:`~mtbench.data.report.Manifest` they return), and
+``mtbench data check DATASET`` prints it.
 
 Structure
 ---------
@@ -216,16 +217,14 @@ def validate_dataset(name: str, root: str | os.PathLike | None = None, read_file
     card = find_card(adapter=name)
     report = Report(dataset=name)
     try:
-        manifest = source.load_manifest(root, **options)
+        manifest, adapter_rep = source.load_manifest(root, **options)
     except LOAD_ERRORS as err:
         report.error("load-failed", f"{type(err).__name__}: {err}", file=root)
         return report
     if len(manifest) == 0:  # an adapter that found nothing must not pass as "0 error(s)"
         report.error("no-images", "the adapter found no image (check the folder layout in the data card)", file=root)
-    adapter_rep = manifest.attrs.get("validation")
-    if isinstance(adapter_rep, Report):
-        report.extend(adapter_rep)
-    adapter_counts = manifest.attrs.get("report") or {}
+    report.extend(adapter_rep.problems)
+    adapter_counts = adapter_rep.counts
     for k, v in adapter_counts.items():
         if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
             report.counts.setdefault(k, int(v))

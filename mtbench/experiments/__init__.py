@@ -24,7 +24,4 @@ def list_experiments() -> dict[str, str]:
 
 def get_experiment(name: str) -> ModuleType:
     """The experiment module registered as ``name`` (an unknown name raises with the close ones)."""
-    try:
-        return EXPERIMENTS.get(name)
-    except KeyError as err:
-        raise ValueError(str(err)) from None
+    return EXPERIMENTS.lookup(name)

@@ -35,7 +35,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
@@ -94,7 +94,6 @@ def arm_seed_units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
 def cell_text(value: float, low: float, high: float) -> str:
     """``"0.812 [0.700, 0.901]"``: a metric with its confidence interval, as tables show it."""
     return f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
 
 
 def write_tables(run_dir: Path, heading: str, csv: Mapping[str, pd.DataFrame], text: Mapping[str, pd.DataFrame]) -> str:
@@ -197,13 +196,16 @@ def unit_label(unit: Mapping[str, Any]) -> str:
     return "/".join([str(items[0][1])] + [f"{k}{v}" for k, v in items[1:]])
 
 
-def splits_table(manifest: pd.DataFrame | Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The split and fold assignment of every sample (what ``splits.csv`` holds)."""
+def splits_table(manifest) -> pd.DataFrame:
+    """The split and fold assignment of every sample (what ``splits.csv`` holds) of a table, a
+    :class:`~mtbench.data.report.Manifest` or a ``{name: either}`` dict (a ``dataset`` column)."""
+    from mtbench.data.report import as_manifests
+
     if isinstance(manifest, Mapping):
-        parts = [splits_table(df).assign(dataset=name) for name, df in manifest.items()]
+        parts = [splits_table(m.table).assign(dataset=name) for name, m in as_manifests(manifest).items()]
         return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    cols = [c for c in ("sample_id", "patient_id", "split", "fold") if c in manifest.columns]
-    return manifest[cols].reset_index(drop=True)
+    table = manifest if isinstance(manifest, pd.DataFrame) else manifest.table
+    return table[[c for c in ("sample_id", "patient_id", "split", "fold") if c in table.columns]].reset_index(drop=True)
 
 
 class Experiment:
@@ -307,8 +309,12 @@ class Experiment:
     def run(self, config: Mapping[str, Any] | None = None, run_dir: str | Path | None = None,
             progress: bool = True):
         """Run every unit in memory and return the result, writing the run folder as ``mtbench run`` does
-        (into a temporary folder when ``run_dir`` is ``None``): ``mtbench report`` reads it alike."""
-        from mtbench.runs import mark_done, start_run, unit_key
+        (into a temporary folder when ``run_dir`` is ``None``): ``mtbench report`` reads it alike.
+
+        With ``run_dir`` it resumes like ``mtbench run``: units finished there are read, not trained
+        again, an interrupted unit continues from its checkpoints, and changed data is refused. The
+        ``models`` of units finished earlier are loaded (``load_upstream``) only where a unit needs them."""
+        from mtbench.runs import is_done, mark_done, start_run, unit_key
 
         cfg = copy.deepcopy(dict(config if config is not None else self.default_config()))
         folder = Path(run_dir) if run_dir is not None else Path(tempfile.mkdtemp(prefix=f"mtbench-{self.name}-"))
@@ -317,14 +323,23 @@ class Experiment:
         timings = {"data_s": time.perf_counter() - t0}
         start_run(folder, cfg, self.manifest(prepared), self.splits(prepared), self.data_sources(cfg, prepared))
         self.check_test_folds(cfg, prepared)
-        models: dict[str, Any] = {}
         units = self.units(cfg)
+        by_key, models = {unit_key(u): u for u in units}, {}
+        done = {unit_key(u) for u in units if run_dir is not None and is_done(folder, u)}
+        if done:
+            print(f"{self.name}: {len(done)} of {len(units)} unit(s) already finished in {folder}: kept, not trained again.")
         for unit in units:
             key, label, t1 = unit_key(unit), unit_label(unit), time.perf_counter()
             udir = folder / "units" / key
+            if key in done:
+                models[key] = None
+                continue
+            for d in unit.get("after", []):  # a model finished in an earlier session: from its unit folder
+                if models[d] is None and self.load_upstream is not None:
+                    models[d] = self.load_upstream(cfg, by_key[d], folder / "units" / d)
             upstream = [models[d] for d in unit.get("after", [])] or None
-            r = self._checked(cfg, unit, self.train_unit(cfg, unit, prepared, checkpoint_dir=None, progress=progress,
-                                                         upstream=upstream))
+            r = self._checked(cfg, unit, self.train_unit(cfg, unit, prepared, checkpoint_dir=udir if run_dir is not None else None,
+                                                         progress=progress, upstream=upstream))
             r.save(udir)
             timings[f"{label}_s"] = time.perf_counter() - t1
             mark_done(udir, key, timings[f"{label}_s"])
@@ -380,17 +395,3 @@ class Experiment:
             if figures:
                 lines.append(f"Figures: {', '.join(p.name for p in figures)}")
         return lines
-
-
-def seed_metric_table(results: pd.DataFrame, index: Sequence[str], order: Sequence[str], wanted: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """``value [ci_low, ci_high]`` per ``index`` group (e.g. arm, seed) for each ``(task, metric)``;
-    groups in ``order`` of their first key."""
-    rows = []
-    for keys, part in results.groupby(list(index), sort=False):
-        row = dict(zip(index, keys))
-        for task, metric in wanted:
-            hit = part[(part["task"] == task) & (part["metric"] == metric)]
-            row[f"{task}.{metric}"] = "" if hit.empty else cell_text(hit["value"].iloc[0], hit["ci_low"].iloc[0], hit["ci_high"].iloc[0])
-        rows.append(row)
-    out = pd.DataFrame(rows).set_index(list(index))
-    return out.loc[[a for a in order if a in out.index.get_level_values(0)]]

@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from mtbench.data import MultiTaskDataset, assign_folds
+from mtbench.data.report import Manifest, Report
 from mtbench.data.sampling import random_oversample
 from mtbench.data.transforms import CTPreprocess
 from mtbench.experiments.base import Experiment, UnitResult, cell_text
@@ -163,21 +164,22 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- data
 def load_data(cfg: Mapping[str, Any]):
-    """``(table, images)``: the label table and either an image array ``[N, C, D, H, W]`` or a loader."""
+    """``(manifest, images)``: the label table with its adapter's report (a
+    :class:`~mtbench.data.report.Manifest`) and either an image array ``[N, C, D, H, W]`` or a loader."""
     d = cfg["data"]
     pre = CTPreprocess(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["preprocess"].items()})
     if d["source"] == "phantom":
         from mtbench.data.phantom import make_head_ct_phantom
 
         ph = make_head_ct_phantom(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d["phantom"].items()})
-        return ph.table.copy(), ph.images(pre)
+        return Manifest(ph.table.copy(), Report()), ph.images(pre)
     if d["source"] == "ich_ct":
         from mtbench.data.cache import VolumeLoader
         from mtbench.data.sources.ich_ct import load_manifest, report_text
 
-        table = load_manifest(d.get("root"), clinical=d.get("clinical"))
-        print(report_text(table))
-        return table, VolumeLoader(pre, d.get("cache_dir"))
+        manifest = load_manifest(d.get("root"), clinical=d.get("clinical"))
+        print(report_text(manifest))
+        return manifest, VolumeLoader(pre, d.get("cache_dir"))
     raise ValueError(f"Unknown data source {d['source']!r}; use 'phantom' or 'ich_ct'.")
 
 
@@ -267,11 +269,12 @@ def load_reference_results() -> pd.DataFrame:
 # --------------------------------------------------------------------------- run
 def prepare(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Data, splits and tasks of a configuration."""
-    table, images = load_data(cfg)
+    (table, report), images = load_data(cfg)
     table = table.reset_index(drop=True)
     cv = cfg["cv"]
     return {
         "table": table,
+        "report": report,
         "images": images,
         "splits": make_splits(table, cv["n_splits"], cv["val_fraction"], cv["seed"]),
         "pos": {sid: i for i, sid in enumerate(table["sample_id"])},
@@ -386,6 +389,6 @@ def aggregate(result: Cobo2024Result, run_dir: Path) -> str:
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda prep: prep["table"], splits=lambda prep: prep["splits"],
+                        aggregate=aggregate, manifest=lambda prep: Manifest(prep["table"], prep["report"]), splits=lambda prep: prep["splits"],
                         result_cls=Cobo2024Result)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

@@ -15,7 +15,7 @@ schedule                     ``upstream_downstream``: a shared encoder trained  
                              the encoder frozen (``downstream``)                 details: not public
 comparators                  ``joint`` (plain joint training), ``single_volume``  multi-task vs
                              and ``single_prognosis``                            single-task
-volume target                ``volume.transform`` of mL (``log1p``), z-scored    not stated
+volume target                ``volume.transform`` of mL (full ``log1p``), z-scored not stated
                              on the training split; scored back in mL
 loss weights                 ``loss.weights`` (1 : 1)                            not stated
 encoder                      ``model.backbone`` (smoke: small 3D ConvNet; full:  the keywords name
@@ -38,15 +38,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, seed_metric_table, tables_aggregate
+from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
 from mtbench.data.worlds import SMOKE_PHANTOM_ICH
-from mtbench.experiments.ich_common import (ICHData, freeze_encoder, load_ich_data, make_datasets, split_rows,
+from mtbench.experiments.ich_common import (ICHData, freeze_encoder, ich_manifest, load_ich_data, make_datasets, split_rows,
                                              train_augmentation)
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -79,19 +79,20 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "source": by_profile("phantom", "ich_ct", p),
             # smoke: the known-answer preset (prognosis ceiling 0.92 from the latents; docs/worlds.md),
             # drawn at the model's input size
-            "phantom": {"n_patients": 320, "shape": [16, 32, 32], "seed": 0, **SMOKE_PHANTOM_ICH},
+            # drawn at twice the model's input size and resized (partial volume as in a real downsampled CT)
+            "phantom": {"n_patients": 320, "shape": [32, 64, 64], "seed": 0, **SMOKE_PHANTOM_ICH},
             "root": None,
             "clinical": None,
             # full profile: your hematoma masks, one file per patient (NIfTI/DICOM), e.g. <dir>/<patient_id>_mask.nii.gz
             "masks": {"dir": None, "pattern": "{patient_id}_mask.nii.gz"},
             "preprocess": {"windows": ["cobo"], "shape": by_profile([16, 32, 32], [40, 256, 256], p),
-                           "spacing": None, "depth": None, "skull_strip": False},
+                           "spacing": None, "depth": None, "skull_strip": by_profile(True, False, p)},
             "cache_dir": by_profile(None, str(runs_root() / "cache" / "ich_ct"), p),
         },
         # training-split augmentation: random flips along these spatial axes (0 = depth); [] for none
         "augment": {"flip_axes": by_profile([0, 1, 2], [], p)},
         "split": {"test_fraction": 0.3, "val_fraction": 0.15, "seed": 0},
-        "volume": {"transform": "log1p"},  # "log1p" or "none"; z-scored with training mean/SD either way
+        "volume": {"transform": by_profile("none", "log1p", p)},  # "log1p" or "none"; z-scored with training mean/SD either way
         "model": {
             "backbone": by_profile("convnet", "densenet121_native", p),
             "backbone_kwargs": by_profile({"channels": [8, 16, 32, 64]}, {}, p),
@@ -114,6 +115,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "lr": by_profile(3e-3, 1e-4, p),
             "weight_decay": 1e-4,
             "monitor": "loss",
+            "scheduler": by_profile("cosine", None, p),
             "patience": by_profile(None, 15, p),
         },
         "seeds": by_profile([0], [0, 1, 2], p),
@@ -129,6 +131,20 @@ class Prepared:
     data: ICHData
     table: pd.DataFrame  # with split, volume_z
     stats: dict[str, float]
+
+
+def seed_metric_table(results: pd.DataFrame, index: Sequence[str], order: Sequence[str], wanted: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """``value [ci_low, ci_high]`` per ``index`` group (e.g. arm, seed) for each ``(task, metric)``;
+    groups in ``order`` of their first key."""
+    rows = []
+    for keys, part in results.groupby(list(index), sort=False):
+        row = dict(zip(index, keys))
+        for task, metric in wanted:
+            hit = part[(part["task"] == task) & (part["metric"] == metric)]
+            row[f"{task}.{metric}"] = "" if hit.empty else cell_text(hit["value"].iloc[0], hit["ci_low"].iloc[0], hit["ci_high"].iloc[0])
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index(list(index))
+    return out.loc[[a for a in order if a in out.index.get_level_values(0)]]
 
 
 def _fwd(v, transform: str):
@@ -280,5 +296,6 @@ class Gong2023Result(ExperimentResult):
 aggregate = tables_aggregate("Gong et al. 2023 (re-interpretation), test split, bootstrap 95% CI; volume in mL:",
                              "bland_altman", "Bland-Altman (pred - true, mL):", Gong2023Result.agreement)
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks())
+                        aggregate=aggregate, result_cls=Gong2023Result, load_upstream=load_upstream, tasks=lambda cfg: make_tasks(),
+                        manifest=ich_manifest)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

@@ -45,7 +45,7 @@ import pandas as pd
 
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, arm_seed_units, cell_text, tables_aggregate
 from mtbench.metrics import ignore_degenerate_input_warnings
-from mtbench.experiments.ich_common import ICHData, load_ich_data, make_datasets, split_rows
+from mtbench.experiments.ich_common import ICHData, ich_manifest, load_ich_data, make_datasets, split_rows
 from mtbench.data.worlds import SMOKE_PHANTOM_GROWTH
 from mtbench.profiles import by_profile, current_profile, runs_root
 from mtbench.tasks import Task
@@ -247,5 +247,5 @@ class Hirano2021Result(ExperimentResult):
 aggregate = tables_aggregate("Hirano & Okita 2021 (re-interpretation): growth on the test split, stratified bootstrap 95% CI",
                              "seed_summary", "Over seeds:", Hirano2021Result.seed_summary)
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare, units=units, train_unit=train_unit,
-                        aggregate=aggregate, result_cls=Hirano2021Result, tasks=make_tasks)
+                        aggregate=aggregate, result_cls=Hirano2021Result, tasks=make_tasks, manifest=ich_manifest)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

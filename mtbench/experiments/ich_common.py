@@ -9,13 +9,14 @@ patient-grouped train/val/test split; :func:`make_datasets` gives the datasets o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
 from mtbench.models.multitask import MultiTaskModel
 from mtbench.tasks import Task
 
@@ -24,13 +25,15 @@ from mtbench.tasks import Task
 class ICHData:
     """``table`` (one row per patient, ``hematoma_ml`` from the masks, NaN where none); ``images``
     ``[N, C, D, H, W]`` or a loader; ``masks`` ``[N, D, H, W]`` bool on the input grid or a loader
-    (``None`` where a patient has none); ``spacing`` (mm) of the input grid, ``None`` if it varies."""
+    (``None`` where a patient has none); ``spacing`` (mm) of the input grid, ``None`` if it varies;
+    ``report``: what the data-source adapter found (empty for the phantom)."""
 
     table: pd.DataFrame
     images: Any
     masks: Any
     spacing: tuple[float, float, float] | None
     source: str
+    report: Report = field(default_factory=Report)
 
 
 def _preprocess(cfg: Mapping[str, Any]):
@@ -77,8 +80,8 @@ def load_ich_data(cfg: Mapping[str, Any]) -> ICHData:
         if pre.skull_strip or pre.spacing is not None or pre.depth is not None or pre.shape is None:
             raise ValueError("With masks, data.preprocess must only resize to a fixed shape (skull_strip False, "
                              "spacing and depth None, shape set), so masks can be put on the same grid.")
-        table = load_manifest(d.get("root"), clinical=d.get("clinical"))
-        print(report_text(table))
+        table, report = load_manifest(d.get("root"), clinical=d.get("clinical"))
+        print(report_text(report))
         mcfg = d.get("masks") or {}
         if not mcfg.get("dir"):
             raise ValueError("The full profile needs your hematoma masks: set data.masks.dir (and data.masks.pattern).")
@@ -109,8 +112,13 @@ def load_ich_data(cfg: Mapping[str, Any]) -> ICHData:
                 return None
             return resize_to_shape((read_volume(row["mask_path"]).array > 0.5).astype(np.float32), shape, order=0) > 0.5
 
-        return ICHData(table, VolumeLoader(pre, d.get("cache_dir")), mask_loader, None, "ich_ct")
+        return ICHData(table, VolumeLoader(pre, d.get("cache_dir")), mask_loader, None, "ich_ct", report)
     raise ValueError(f"Unknown data source {d['source']!r}; use 'phantom' or 'ich_ct'.")
+
+
+def ich_manifest(prepared) -> Manifest:
+    """What a run of an ICH experiment fingerprints: its prepared table with the adapter's report."""
+    return Manifest(prepared.table, prepared.data.report)
 
 
 def split_rows(table: pd.DataFrame, split_cfg: Mapping[str, Any], stratify_column: str) -> pd.Series:

@@ -36,6 +36,7 @@ by the main task.
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Mapping
 
 import pandas as pd
@@ -43,6 +44,7 @@ import torch
 from torch.utils.data import RandomSampler
 
 from mtbench.data import MultiTaskDataset, make_synthetic_cxr, subsample_labels, train_val_test_split
+from mtbench.data.report import Manifest, Report
 from mtbench.experiments.base import Experiment, ExperimentResult, UnitResult, cell_text
 from mtbench.models import create_model
 from mtbench.mtl import MultiTaskLoss
@@ -120,7 +122,8 @@ def task_set(cfg: Mapping[str, Any]) -> dict[str, Task]:
 
 
 def _table(cfg: Mapping[str, Any]):
-    """``(manifest, tasks)`` of ``data.table`` (read once per table, tasks and columns)."""
+    """``(manifest, tasks)`` of ``data.table`` (read once per table, tasks and columns); ``manifest``
+    is the :class:`~mtbench.data.report.Manifest` of the own-table adapter."""
     from mtbench.data.sources import table as own
 
     d = cfg["data"]
@@ -196,14 +199,11 @@ def prepare_data(cfg: Mapping[str, Any]):
 def _prepare_table(cfg: Mapping[str, Any]):
     """Your own table: images read and letterboxed to ``data.size``, its split (or a patient-grouped
     one stratified by the main task), regression columns standardised on the training split."""
-    from types import SimpleNamespace
-
     from mtbench.data.sources import table as own
 
     d = cfg["data"]
-    manifest, tasks = _table(cfg)
+    (manifest, report), tasks = _table(cfg)
     table = manifest.copy()
-    table.attrs = manifest.attrs
     main = main_task(cfg)
     if "split" in table.columns:
         bad = sorted(set(table["split"].astype(str)) - {"train", "val", "test"})
@@ -221,7 +221,14 @@ def _prepare_table(cfg: Mapping[str, Any]):
             table[f"{name}_raw"] = table[name]
             table[name] = (table[name] - mu) / (sd or 1.0)
     images = own.load_images(table, d["size"])
-    return SimpleNamespace(images=images, table=table), table
+    return SimpleNamespace(images=images, table=table, report=report), table
+
+
+def manifest_of(prepared) -> Manifest:
+    """What a run fingerprints: the prepared table, with the own-table adapter's report (an empty one
+    for the synthetic data)."""
+    data, table = prepared
+    return Manifest(table, data.report if isinstance(data, SimpleNamespace) else Report())
 
 
 def units(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -289,27 +296,12 @@ def train_unit(
 
 
 def aggregate(result: QuickstartResult, run_dir: Path) -> str:
-    """``results.csv``, learning curves and the arms' comparison; the table as text."""
-    import matplotlib.pyplot as plt
-
-    from mtbench.plots import plot_learning_curves, plot_metric_comparison
-
+    """``results.csv``; the table as text. The figures are those of every run folder
+    (``fig_metrics.png``, ``fig_learning_curves.png``: prognosis losses per arm, ``fig_roc.png``)."""
     result.results.to_csv(run_dir / "results.csv", index=False)
-    curves = {k: h.drop(columns="best_epoch") for k, h in result.histories.items()}
-    main = main_task(result.config)
-    fig = plot_learning_curves(curves, (f"train_loss.{main}", f"val_loss.{main}",
-                                        f"val.{main}.{task_set(result.config)[main].primary_metric}"),
-                               best_epochs=result.best_epochs)
-    fig.savefig(run_dir / "learning_curves.png", dpi=110)
-    plt.close(fig)
-    first = result.results[result.results["seed"] == result.results["seed"].min()]
-    shown = [m for m in ("auc", "balanced_accuracy", "f1", "mae", "pearson_r") if m in set(first.loc[first["task"] == main, "metric"])]
-    fig = plot_metric_comparison(first, shown, main)
-    fig.savefig(run_dir / "comparison.png", dpi=110)
-    plt.close(fig)
     return result.table().to_string()
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda prepared: prepared[1], result_cls=QuickstartResult, tasks=task_set)
+                        aggregate=aggregate, manifest=manifest_of, result_cls=QuickstartResult, tasks=task_set)
 run, run_unit, report, load_result, data_manifest, data_splits = EXPERIMENT.module_api()

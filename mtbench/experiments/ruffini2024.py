@@ -18,10 +18,10 @@ Arms (their dependencies are part of the configuration, resolved in order by :fu
 Severity structures (``severity.structure``): ``global`` (score 0-18 binned <=4, 5-9, 10-14, >=15:
 one 4-class head), ``lung`` (per-lung 4-class heads), ``regression`` (six zone scores).
 
-Loss modes (``loss.mode``): ``masked_mean`` (default; each task averaged over the samples carrying
-its label; prognosis a one-logit BCE, classes CE) and ``reference`` (as the original code: masked
-entries still count in the batch mean, every classification head an MSE of raw logits against the
-one-hot target).
+Loss modes (``loss.mode``): ``masked_mean`` (smoke default; each task averaged over the samples
+carrying its label; prognosis a one-logit BCE, classes CE, every head ``model.head``) and
+``reference`` (full default: the heads and losses of the original code, :func:`reference_head`;
+masked entries still count in the batch mean).
 
 Protocols: ``cv`` (patient-grouped stratified k-fold, 5 in the paper) and ``loco`` (leave one
 center out). Metrics: accuracy, weighted F1, weighted G-mean and AUC for prognosis, per fold and
@@ -37,11 +37,11 @@ always on the same side), ``aiforcovid_brixia`` (the paper's data; needs both da
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Mapping
 
-import pandas as pd
 import torch
 
 from mtbench.data import MultiTaskDataset
@@ -91,6 +91,12 @@ SMALL_BACKBONES = ("resnet18", "mobilenet_v2", "shufflenet_v2_x0_5")
 STRUCTURES = ("global", "lung", "regression")
 LOSS_MODES = ("masked_mean", "reference")
 
+#: The original code's training augmentation (each step with p = 0.5), for mtbench.data.cxr.augmentation.
+ORIGINAL_AUGMENT = {"p": 0.5, "shift": 0.1, "zoom": [0.9, 1.1], "hflip": True, "rotate_deg": 10,
+                    "elastic": {"alpha": [20, 40], "sigma": 7}}
+#: ReduceLROnPlateau factor per arm in the original configs (FT: no original code; a tau1 run, so 0.75).
+PLATEAU_FACTORS = {"stl_prognosis": 0.75, "stl_severity": 0.65, "ft": 0.75, "mdmt": 0.65}
+
 DEFAULT_ARMS = {
     "stl_prognosis": {"datasets": ["prognosis"], "tasks": ["prognosis"]},
     "stl_severity": {"datasets": ["severity"], "tasks": ["severity"]},
@@ -104,6 +110,13 @@ DEFAULT_ARMS = {
 
 
 # ------------------------------------------------------------------------------ config
+def _arms(profile: str) -> dict[str, Any]:
+    """:data:`DEFAULT_ARMS`; the full profile keeps MDMT's fresh batch-norm statistics, as the original."""
+    arms = copy.deepcopy(DEFAULT_ARMS)
+    arms["mdmt"]["init"]["buffers"] = by_profile("average", "fresh", profile)
+    return arms
+
+
 def default_config(profile: str | None = None) -> dict[str, Any]:
     """Settings for a profile. ``full``: the paper's protocol and hyper-parameters on its data."""
     p = profile or current_profile()
@@ -118,14 +131,26 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "aiforcovid_split_dir": None,  # the paper's split files <dir>/<fold>/{train,val,test}.txt, if given
             "brixia_root": None,  # default <data_root>/brixia
             "brixia_fix_zone_strings": True,
-            "use_lung_masks": False,
+            # Crop to the lung-mask bounding box (masks in <root>/masks), as the original: 5% border
+            # (2.5% a side), squared with image content, percentiles of the whole image clipped first.
+            "use_lung_masks": by_profile(False, True, p),
+            "bbox_margin": 0.025,
+            "bbox_square": True,
+            "clip_before_crop": True,
             "size": by_profile(64, 256, p),
-            "normalisation": by_profile("minmax", "imagenet", p),
+            # "as_original": what the original code does per arm (arm_transform); "imagenet" for every
+            # arm is what its README states; "minmax" scales each image to [0, 1].
+            "normalisation": by_profile("minmax", "as_original", p),
+            # Training-time augmentation (mtbench.data.cxr.augmentation): the original's five steps.
+            "augment": by_profile(None, copy.deepcopy(ORIGINAL_AUGMENT), p),
             "clip": [2.0, 98.0],
             # The original splits 3/1/1: one of the four non-test folds validates (0.25).
             "val_fraction": by_profile(0.2, 0.25, p),
         },
-        "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0},
+        # loco_brixia_fold: under leave-one-centre-out, every centre is paired with this one BrixIA fold
+        # (the original's loCo6 uses fold 0 throughout); null rotates BrixIA's folds with the centres.
+        "protocol": {"name": "cv", "n_folds": by_profile(2, 5, p), "folds": None, "seed": 0,
+                     "loco_brixia_fold": by_profile(None, 0, p)},
         "model": {
             "backbones": by_profile(["convnet"], list(PAPER_BACKBONES), p),
             "backbone_kwargs": by_profile({"convnet": {"channels": [8, 16, 32, 64]}}, {}, p),
@@ -135,7 +160,7 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "in_chans": by_profile(1, 3, p),
         },
         "severity": {"structure": "global"},
-        "loss": {"mode": "masked_mean"},
+        "loss": {"mode": by_profile("masked_mean", "reference", p)},
         "train": {
             "epochs": by_profile(12, 300, p),
             "batch_size": by_profile(32, 128, p),
@@ -143,11 +168,16 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
             "weight_decay": 1e-5,
             "optimizer": "adam",
             "scheduler": "plateau",
-            # ReduceLROnPlateau settings of the original code's configuration (factor 0.75, patience 15).
-            "plateau_factor": 0.75,
+            # ReduceLROnPlateau as the original code: factor per arm (0.65 MDMT and STL tau2, 0.75 STL
+            # tau1; FT, which the original has no code for, trains on tau1 and takes 0.75), patience 15,
+            # floor 1e-8, stepped on the total validation loss. A number sets one factor for every arm.
+            "plateau_factor": by_profile(0.75, dict(PLATEAU_FACTORS), p),
             "plateau_patience": by_profile(3, 15, p),
+            "plateau_min_lr": by_profile(0.0, 1e-8, p),
+            "scheduler_monitor": by_profile(None, "loss", p),
             "patience": by_profile(None, 65, p),
-            "min_epochs": by_profile(0, 40, p),
+            # Selection and patience start after the warm-up (the original: 40 epochs).
+            "warmup_epochs": by_profile(0, 40, p),
             "monitor_prognosis": "loss.prognosis",
             # Optimiser steps per arm (None: ``epochs`` each). Smoke: one budget for all arms, so
             # MDMT (two data sets per epoch) does not get more steps than STL (one).
@@ -156,16 +186,33 @@ def default_config(profile: str | None = None) -> dict[str, Any]:
         # Decision threshold of the binary prognosis head, chosen on validation (mtbench.thresholds);
         # "fixed" is the original code's 0.5 (argmax of the softmax).
         "eval": {"threshold": "youden"},
-        "arms": copy.deepcopy(DEFAULT_ARMS),
+        "arms": _arms(p),
         "seed": 0,
         # CPU threads for torch during the run (None: leave as is). One thread is much faster than
         # two for these small models on a shared 2-core machine (no oversubscription).
         "num_threads": by_profile(1, None, p),
         "bootstrap": {"n_boot": by_profile(200, 2000, p), "ci": 0.95},
+        # The summary over backbones: "pooled" (the authors': metrics of the per-image predictions
+        # pooled over folds) or "fold_mean" (the mean of the per-fold metrics), mtbench.aggregation.
+        "report": {"aggregation": "pooled"},
     }
 
 
 # ------------------------------------------------------------------------------- tasks
+def reference_head(spec: Mapping[str, Any], task: str) -> tuple[str, str]:
+    """``(head, loss)`` of ``task`` in an arm as the original code builds it (``loss.mode = "reference"``).
+
+    A prognosis-only arm (STL tau1; FT, which has no original code, is built the same way) is the
+    original's single-task model: Dropout + Linear(F, 2), softmax and BCE. An arm with both tasks
+    (MDMT) has the H1 MLP with MSE on the two raw logits. Brixia class heads (global, per lung) are
+    ReLU + Dropout + Linear(F, 4) with cross-entropy, as in both the single- and multi-task models;
+    the zone regression head is the H1 MLP with MSE.
+    """
+    if task == "prognosis":
+        return ("dropout_linear", "softmax_bce") if list(spec["tasks"]) == ["prognosis"] else ("H1", "onehot_mse")
+    return ("H1", "mse") if task == "zones" else ("relu_dropout_linear", "ce")
+
+
 def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dict[str, list[Task]]:
     """``{"prognosis": [Task], "severity": [Task, ...]}`` for a severity structure and loss mode."""
     if structure not in STRUCTURES:
@@ -176,11 +223,11 @@ def make_tasks(structure: str = "global", loss_mode: str = "masked_mean") -> dic
     cls_metrics = ("accuracy", "f1_weighted", "gmean_weighted", "auc")
     if ref:
         prognosis = Task("prognosis", "multiclass", num_classes=2, class_names=("mild", "severe"), loss="onehot_mse",
-                         metrics=PROGNOSIS_METRICS, description="mild vs severe; MSE on raw logits vs one-hot (original code)")
+                         metrics=PROGNOSIS_METRICS, description="mild vs severe; two logits (original code: MSE in MDMT, softmax BCE alone)")
     else:
         prognosis = Task("prognosis", "binary", class_names=("mild", "severe"), metrics=PROGNOSIS_METRICS,
                          description="mild vs severe")
-    four = dict(kind="multiclass", num_classes=4, loss="onehot_mse" if ref else "ce", metrics=cls_metrics + ("qwk",))
+    four = dict(kind="multiclass", num_classes=4, loss="ce", metrics=cls_metrics + ("qwk",))
     if structure == "global":
         severity = [Task("severity", class_names=("<=4", "5-9", "10-14", ">=15"), description="Brixia global score, binned", **four)]
     elif structure == "lung":
@@ -207,18 +254,25 @@ def label_columns(structure: str) -> dict[str, Any]:
 def prepare_data(cfg: Mapping[str, Any], progress: bool = True) -> TwoDatasets:
     """The two data sets named by ``cfg["data"]["source"]``, with protocol folds
     (:func:`mtbench.data.multidataset.load_two_datasets`)."""
-    return load_two_datasets(cfg["data"], cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
+    d = dict(cfg["data"])
+    if d["normalisation"] == "as_original":  # per arm at load time (arm_transform); none when preprocessing
+        d["normalisation"] = "none"
+    return load_two_datasets(d, cfg["protocol"], int(cfg["model"]["in_chans"]), progress=progress)
 
 
 # -------------------------------------------------------------------------------- arms
-def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any]) -> MultiTaskModel:
-    """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads."""
+def build_model(backbone: str, tasks: list[Task], cfg: Mapping[str, Any], arm: str | None = None) -> MultiTaskModel:
+    """Backbone by name (pretrained tags from :data:`PRETRAINED_TAGS` when ``pretrained`` is true) + heads:
+    ``model.head`` for every task, or with ``loss.mode = "reference"`` and an ``arm`` the original's
+    head of each task in that arm (:func:`reference_head`)."""
     m = cfg["model"]
     pretrained = m.get("pretrained", False)
     name = PRETRAINED_TAGS.get(backbone, backbone) if pretrained is True else backbone
     kwargs = dict((m.get("backbone_kwargs") or {}).get(backbone, {}))
     bb = create_backbone(name, in_chans=int(m["in_chans"]), pretrained=pretrained, **kwargs)
-    heads = {t.name: create_head(m["head"], bb.num_features, t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
+    ref = cfg["loss"]["mode"] == "reference" and arm is not None
+    heads = {t.name: create_head(reference_head(cfg["arms"][arm], t.name)[0] if ref else m["head"], bb.num_features,
+                                 t.num_outputs, dropout=float(m["head_dropout"])) for t in tasks}
     return MultiTaskModel(bb, heads)
 
 
@@ -226,12 +280,21 @@ def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[st
     """An arm's starting weights: ``backbone_from`` copies a trained backbone (FT); ``beta_average``
     sets the backbone to ``beta * first + (1 - beta) * second`` (MDMT). As in the original code the
     heads start fresh (the STL models' heads do not match MDMT's); ``heads: "copy"`` copies each
-    head from the first source model that has it."""
+    head from the first source model that has it. ``buffers``: ``"average"`` averages the batch-norm
+    statistics too; ``"fresh"`` (the original, which averages ``named_parameters`` only) keeps those
+    of the newly built (pretrained) backbone."""
     if "backbone_from" in init:
         model.backbone.load_state_dict(trained[init["backbone_from"]].backbone.state_dict())
     if "beta_average" in init:
         a, b = (trained[x] for x in init["beta_average"])
-        model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), float(init.get("beta", 0.5))))
+        beta, buffers = float(init.get("beta", 0.5)), init.get("buffers", "average")
+        if buffers == "average":
+            model.backbone.load_state_dict(beta_average(a.backbone.state_dict(), b.backbone.state_dict(), beta))
+        elif buffers == "fresh":  # the original averages parameters only; batch-norm statistics stay the new model's
+            avg = beta_average(dict(a.backbone.named_parameters()), dict(b.backbone.named_parameters()), beta)
+            model.backbone.load_state_dict(avg, strict=False)
+        else:
+            raise ValueError(f"init.buffers must be 'average' or 'fresh', got {buffers!r}.")
         if init.get("heads", "fresh") == "copy":
             for name, head in model.heads.items():
                 src = next((m for m in (a, b) if name in m.heads), None)
@@ -243,15 +306,69 @@ def init_arm(model: MultiTaskModel, init: Mapping[str, Any], trained: Mapping[st
 
 
 # --------------------------------------------------------------------------------- run
-def _dataset(table, tasks, images, structure):
+def severity_fold(cfg: Mapping[str, Any], fold: str, data: TwoDatasets) -> str:
+    """The severity set's test fold paired with the prognosis test fold ``fold``.
+
+    The same fold, except under ``loco`` with ``protocol.loco_brixia_fold = k``: then every centre is
+    paired with the k-th severity fold (sorted names), as the original's loCo6 pairs the six
+    AIforCOVID centres with BrixIA fold 0. Refused where the two sets share patients (a patient in a
+    held-out centre could then train through its severity label).
+    """
+    k = cfg["protocol"].get("loco_brixia_fold")
+    if cfg["protocol"]["name"] != "loco" or k is None:
+        return fold
+    shared = set(data.prognosis["patient_id"]) & set(data.severity["patient_id"])
+    if shared:
+        raise ValueError(f"protocol.loco_brixia_fold = {k} pairs every centre with one severity fold, but {len(shared)} "
+                         f"patients (e.g. {sorted(map(str, shared))[0]!r}) are in both data sets; set it to null.")
+    folds = sorted(data.severity["fold"].astype(str).unique())
+    if not 0 <= int(k) < len(folds):
+        raise ValueError(f"protocol.loco_brixia_fold = {k}: the severity set has folds {folds} (0..{len(folds) - 1}).")
+    return folds[int(k)]
+
+
+def plateau_factor(setting: float | Mapping[str, float], arm: str) -> float:
+    """The arm's ReduceLROnPlateau factor: ``train.plateau_factor`` is one number or ``{arm: factor}``."""
+    if isinstance(setting, Mapping):
+        if arm not in setting:
+            raise ValueError(f"train.plateau_factor has no factor for arm {arm!r} (it has {sorted(setting)}); "
+                             "give one per arm or a single number.")
+        return float(setting[arm])
+    return float(setting)
+
+
+def _dataset(table, tasks, images, structure, transform=None):
     cols = label_columns(structure)
     return MultiTaskDataset(table, tasks, images, label_columns={t.name: cols[t.name] for t in tasks},
-                            meta_columns=("patient_id", "center", "fold"))
+                            meta_columns=("patient_id", "center", "fold"), transform=transform)
+
+
+def arm_transform(cfg: Mapping[str, Any], arm: str, part: str):
+    """The per-image transform of an arm's ``part`` (train/val/test), or None.
+
+    Training images get ``data.augment`` (:func:`mtbench.data.cxr.augmentation`). With
+    ``data.normalisation = "as_original"`` the images were preprocessed without normalisation (the
+    clipped intensities), and, as the original code's configs do (``Imagenet`` in the single-task
+    prognosis config, the unmatched spelling ``ImageNet`` elsewhere), only a prognosis-only arm
+    (STL tau1; FT, which has no original code, alike) gets the ImageNet mean / std, on every part.
+    """
+    from torchvision.transforms import v2
+
+    from mtbench.data.cxr import IMAGENET_MEAN, IMAGENET_STD, augmentation
+
+    steps = [augmentation(cfg["data"].get("augment"))] if part == "train" else []
+    if cfg["data"]["normalisation"] == "as_original" and list(cfg["arms"][arm]["tasks"]) == ["prognosis"]:
+        c = int(cfg["model"]["in_chans"])
+        mean, std = (list(IMAGENET_MEAN), list(IMAGENET_STD)) if c == 3 else ([sum(IMAGENET_MEAN) / 3], [sum(IMAGENET_STD) / 3])
+        steps.append(v2.Normalize(mean, std))
+    steps = [t for t in steps if t is not None]
+    return None if not steps else steps[0] if len(steps) == 1 else v2.Compose(steps)
 
 
 def _set_tasks(arm: str, dataset: str, tasks: list[Task], tasks_by_set: Mapping[str, list[Task]]) -> list[Task]:
     """The arm's tasks that ``dataset`` labels (an arm training on a set must use one of its tasks)."""
-    own = [t for t in tasks if t in tasks_by_set[dataset]]
+    names = {t.name for t in tasks_by_set[dataset]}
+    own = [t for t in tasks if t.name in names]
     if not own:
         raise ValueError(f"Arm {arm!r} trains on data set {dataset!r} but has none of its tasks {[t.name for t in tasks_by_set[dataset]]}.")
     return own
@@ -268,8 +385,12 @@ def _fold_names(cfg: Mapping[str, Any], data: TwoDatasets | None = None) -> list
 
 
 def _arm_tasks(cfg: Mapping[str, Any], arm: str) -> list[Task]:
-    tasks_by_set = make_tasks(cfg["severity"]["structure"], cfg["loss"]["mode"])
-    return [t for group in cfg["arms"][arm]["tasks"] for t in tasks_by_set[group]]
+    """The arm's tasks; with ``loss.mode = "reference"`` each carries the original's loss for that arm."""
+    mode = cfg["loss"]["mode"]
+    tasks = [t for group in cfg["arms"][arm]["tasks"] for t in make_tasks(cfg["severity"]["structure"], mode)[group]]
+    if mode == "reference":
+        tasks = [dataclasses.replace(t, loss=reference_head(cfg["arms"][arm], t.name)[1]) for t in tasks]
+    return tasks
 
 
 def _train_arm(
@@ -284,24 +405,28 @@ def _train_arm(
     batch_size = int(tcfg.pop("batch_size"))
     num_workers = int(tcfg.pop("num_workers", 0))
     monitor_prog = tcfg.pop("monitor_prognosis")
+    tcfg["plateau_factor"] = plateau_factor(tcfg.get("plateau_factor", 0.5), arm)
     seed = int(cfg["seed"])
     val_fraction = float(cfg["data"]["val_fraction"])
     tables = {"prognosis": data.prognosis, "severity": data.severity}
     split = {}
     for s, table in tables.items():
-        tr, va = train_val_split(table, fold, val_fraction, seed, "prognosis" if s == "prognosis" else None)
-        split[s] = {"train": tr, "val": va, "test": table[table["fold"] == fold]}
+        f = fold if s == "prognosis" else severity_fold(cfg, fold, data)
+        tr, va = train_val_split(table, f, val_fraction, seed, "prognosis" if s == "prognosis" else None)
+        split[s] = {"train": tr, "val": va, "test": table[table["fold"] == f]}
     tasks = _arm_tasks(cfg, arm)
     loaders = {}
     for part in ("train", "val", "test"):
+        transform = arm_transform(cfg, arm, part)
         sets = {s: _dataset(split[s][part], _set_tasks(arm, s, tasks, tasks_by_set),
-                            data.images[s][split[s][part].index.to_numpy()], structure)
+                            data.images[s][split[s][part].index.to_numpy()], structure, transform)
                 for s in spec["datasets"] if len(split[s][part])}
         if part == "test":
             # Score every arm on both test sets for the tasks it has heads for.
-            sets = {s: _dataset(split[s]["test"], [t for t in tasks if t in tasks_by_set[s]],
-                                data.images[s][split[s]["test"].index.to_numpy()], structure)
-                    for s in tables if any(t in tasks_by_set[s] for t in tasks) and len(split[s]["test"])}
+            names = {s: {t.name for t in tasks_by_set[s]} for s in tables}
+            sets = {s: _dataset(split[s]["test"], [t for t in tasks if t.name in names[s]],
+                                data.images[s][split[s]["test"].index.to_numpy()], structure, transform)
+                    for s in tables if any(t.name in names[s] for t in tasks) and len(split[s]["test"])}
         loaders[part] = make_loader(MultiDatasetConcat(sets), batch_size=batch_size, shuffle=(part == "train"),
                                     seed=seed, num_workers=num_workers)
     ratio = batch_dataset_ratio(loaders["train"]) if len(spec["datasets"]) > 1 else None
@@ -309,7 +434,7 @@ def _train_arm(
     if steps:  # the same optimiser-step budget for every arm, whatever its number of training images
         tcfg["epochs"] = max(1, math.ceil(int(steps) / len(loaders["train"])))
     seed_everything(seed)
-    model = build_model(backbone, tasks, cfg)
+    model = build_model(backbone, tasks, cfg, arm)
     init_arm(model, spec.get("init") or {}, trained)
     loss = MultiTaskLoss(tasks, reduction="batch_mean" if mode == "reference" else "masked_mean")
     monitor = monitor_prog if any(t.name == "prognosis" for t in tasks) else "loss"
@@ -363,22 +488,28 @@ def load_upstream(cfg: Mapping[str, Any], unit: Mapping[str, Any], unit_dir: Pat
     best = Path(unit_dir) / "best.pt"
     if not best.is_file():
         raise FileNotFoundError(f"A unit needs the finished arm {unit['arm']!r} ({best} is missing).")
-    model = build_model(unit["backbone"], _arm_tasks(cfg, unit["arm"]), cfg)
+    model = build_model(unit["backbone"], _arm_tasks(cfg, unit["arm"]), cfg, unit["arm"])
     model.load_state_dict(torch.load(best, map_location="cpu", weights_only=True)["model"])
     return model
 
 
 def aggregate(result: RuffiniResult, run_dir: Path) -> str:
-    """Pooled metrics with CIs, the table, our averages beside the paper's."""
+    """Pooled metrics with CIs, the table, our averages beside the paper's, the significance tests
+    across backbones beside the paper's (``significance.csv``)."""
     result.metrics.to_csv(run_dir / "metrics.csv", index=False)
     result.table().to_csv(run_dir / "table.csv")
     comparison = result.compare_with_paper()
     comparison.to_csv(run_dir / "compare_with_paper.csv")
-    return result.table().to_string() + "\n\nOur averages over backbones beside the paper's (percent):\n" + comparison.round(1).to_string()
+    sig = result.significance()
+    sig.to_csv(run_dir / "significance.csv", index=False)
+    return (result.table().to_string() + f"\n\nOur averages over backbones ({result.aggregation} over folds) beside the paper's "
+            "(percent):\n" + comparison.round(1).to_string()
+            + "\n\nOne-tailed tests across backbones (MDMT better), ours beside the paper's stars:\n"
+            + sig.pivot_table(index=["comparison", "statistic"], columns="metric", values=["ours", "paper"], aggfunc="first").to_string())
 
 
 EXPERIMENT = Experiment(NAME, default_config=default_config, prepare=prepare_data, units=units, train_unit=train_unit,
-                        aggregate=aggregate, manifest=lambda data: {"prognosis": data.prognosis, "severity": data.severity},
+                        aggregate=aggregate, manifest=TwoDatasets.manifests,
                         result_cls=RuffiniResult, load_upstream=load_upstream, tasks=lambda cfg: make_tasks(cfg["severity"]["structure"], cfg["loss"]["mode"]))
 run_unit, report, load_result = EXPERIMENT.run_unit, EXPERIMENT.report, EXPERIMENT.load
 data_manifest, data_splits = EXPERIMENT.data_manifest, EXPERIMENT.data_splits

@@ -98,12 +98,47 @@ class RuffiniResult:
         cols = [c for c in metrics if c in out.columns]
         return out[cols].join(fm[[f"{c} (folds)" for c in cols if f"{c} (folds)" in fm.columns]])
 
-    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted")) -> pd.DataFrame:
-        """Our fold-mean prognosis metrics (percent) averaged over backbones, per arm (the paper's summary)."""
-        m = self.metrics[(self.metrics["task"] == "prognosis") & (self.metrics["fold"] != "pooled") & self.metrics["metric"].isin(metrics)]
-        per_bb = m.groupby(["backbone", "arm", "metric"])["value"].mean().reset_index()
+    @property
+    def aggregation(self) -> str:
+        """``report.aggregation`` of the run's configuration: ``pooled`` (default) or ``fold_mean``."""
+        return (self.config.get("report") or {}).get("aggregation", "pooled")
+
+    def averages(self, metrics=("accuracy", "f1_weighted", "gmean_weighted"), aggregation: str | None = None) -> pd.DataFrame:
+        """Our prognosis metrics (percent) averaged over backbones, per arm (the paper's summary).
+
+        ``aggregation`` (default ``report.aggregation``): ``pooled``, each backbone's metric on its
+        test predictions pooled over folds (the authors' way), or ``fold_mean``, the mean of its
+        per-fold values (:func:`mtbench.aggregation.summarise`).
+        """
+        from mtbench.aggregation import summarise
+
+        m = self.metrics[(self.metrics["task"] == "prognosis") & self.metrics["metric"].isin(metrics)]
+        m = m[["backbone", "arm", "fold", "task", "metric", "value"]]
+        per_bb = summarise(m, aggregation or self.aggregation)
         avg = per_bb.groupby(["arm", "metric"])["value"].mean().mul(100).unstack("metric")
         return avg[[c for c in metrics if c in avg.columns]]
+
+    def significance(self, metrics=("accuracy", "f1_weighted", "gmean_weighted"), aggregation: str | None = None) -> pd.DataFrame:
+        """:func:`significance_table` of this run: each backbone's prognosis metric (``aggregation`` as
+        in :meth:`averages`) and its SD over folds, beside the published stars for this protocol; the
+        column ``degenerate`` names the flags (:meth:`degenerate_flags`) of the arms compared."""
+        from mtbench.aggregation import summarise
+
+        m = self.metrics[(self.metrics["task"] == "prognosis") & self.metrics["metric"].isin(metrics)]
+        m = m[["backbone", "arm", "fold", "task", "metric", "value"]]
+        per_bb = summarise(m, aggregation or self.aggregation).pivot_table(index="backbone", columns=["arm", "metric"], values="value")
+        sd = m[m["fold"] != "pooled"].groupby(["backbone", "arm", "metric"])["value"].std().unstack(["arm", "metric"])
+        sig = significance_table(per_bb, sd, self.config["protocol"]["name"])
+        # an arm with degenerate results is marked, so no test of it stands beside the paper's unmarked
+        from mtbench.guards import mark_degenerate
+
+        flags, notes = self.degenerate_flags(), []
+        for side in (0, 1):
+            arms = sig["comparison"].map(lambda c: COMPARISONS[c][side])
+            marked = mark_degenerate(sig.assign(_arm=arms), flags, by="_arm", column="_note")
+            notes.append([f"{a}: {n}" if n else "" for a, n in zip(arms, marked["_note"])])
+        sig["degenerate"] = ["; ".join(x for x in pair if x) for pair in zip(*notes)]
+        return sig
 
     def degenerate_flags(self) -> list:
         """:mod:`mtbench.guards` flags of every arm's test predictions (per fold, every task it has
@@ -132,14 +167,49 @@ class RuffiniResult:
         b = b.loc[a.index]
         return delong_test(a[f"{task}.target"].astype(int), a[f"{task}.prob"], b[f"{task}.prob"])
 
-    def compare_with_paper(self, drop_degenerate: bool = False) -> pd.DataFrame:
-        """Our averages beside the published ones (:mod:`mtbench.references`), same protocol; arms
-        with degenerate results are marked (column ``degenerate``) or, with ``drop_degenerate``, dropped."""
-        return compare_with_paper(self.averages(), self.config["protocol"]["name"],
+    def compare_with_paper(self, drop_degenerate: bool = False, aggregation: str | None = None) -> pd.DataFrame:
+        """Our averages (:meth:`averages`, ``aggregation`` as there) beside the published ones
+        (:mod:`mtbench.references`), same protocol; arms with degenerate results are marked (column
+        ``degenerate``) or, with ``drop_degenerate``, dropped."""
+        return compare_with_paper(self.averages(aggregation=aggregation), self.config["protocol"]["name"],
                                   flags=self.degenerate_flags(), drop_degenerate=drop_degenerate)
 
 
 ARM_TO_PAPER = {"stl_prognosis": "stl", "ft": "ft", "mdmt": "mdmt"}
+#: The README's comparisons: MDMT against STL tau1 and against FT.
+COMPARISONS = {"mdmt_vs_stl": ("mdmt", "stl_prognosis"), "mdmt_vs_ft": ("mdmt", "ft")}
+
+
+def significance_table(per_backbone: pd.DataFrame, fold_sd: pd.DataFrame, protocol: str = "cv") -> pd.DataFrame:
+    """The authors' tests across backbones, pairs joined by backbone name, beside the published stars.
+
+    ``per_backbone`` and ``fold_sd``: ``backbone x (arm, metric)`` tables of each backbone's value
+    and of its SD over folds. For each comparison of :data:`COMPARISONS` and metric: a one-tailed
+    paired t-test that MDMT's mean is higher (``mean``, scipy ``ttest_rel``; the authors' code runs it
+    with ``alternative='less'`` on baseline vs MDMT, the same test), a one-tailed paired t-test that
+    its SD over folds is lower (``std``; the README reports one, the public code has none), and a
+    one-tailed Wilcoxon signed-rank test on the means (``wilcoxon``, in the code, not in the README).
+    Backbones missing a value on either side are left out (``n`` counts the pairs used).
+    """
+    from mtbench.references import published_numbers
+    from mtbench.stats import paired_ttest, wilcoxon_test
+    from mtbench.stats.report import significance_mark
+
+    pub = published_numbers("ruffini2024", table="significance")
+    pub = pub[pub["protocol"] == protocol].set_index(["model", "metric"])["value"].astype(str)
+    rows = []
+    for comp, (arm, ref) in COMPARISONS.items():
+        for metric in sorted({m for _, m in per_backbone.columns}):
+            for stat, table, test, alt in (("mean", per_backbone, paired_ttest, "greater"), ("std", fold_sd, paired_ttest, "less"),
+                                           ("wilcoxon", per_backbone, wilcoxon_test, "greater")):
+                pair = table.reindex(columns=[(arm, metric), (ref, metric)]).dropna()
+                p = float("nan")
+                if len(pair) >= 2 and np.ptp(pair.iloc[:, 0] - pair.iloc[:, 1]) > 0:
+                    p = test(pair.iloc[:, 0], pair.iloc[:, 1], alternative=alt).p_value
+                paper = pub.get((f"{comp}_{stat}", metric), "") if stat != "wilcoxon" else ""
+                rows.append({"comparison": comp, "statistic": stat, "metric": metric, "n": len(pair), "p_value": p,
+                             "ours": (significance_mark(p) or "n.s.") if np.isfinite(p) else "n/a", "paper": paper})
+    return pd.DataFrame(rows)
 
 
 def compare_with_paper(ours: pd.DataFrame, protocol: str = "cv", flags=None, drop_degenerate: bool = False) -> pd.DataFrame:

@@ -56,8 +56,11 @@ class Backbone(nn.Module):
 
     @property
     def feature_channels(self) -> list[int]:
-        """Channels of each map returned by :meth:`forward_maps`."""
-        raise NotImplementedError(f"Backbone {self.name!r} does not expose multi-scale feature maps.")
+        """Channels of each map returned by :meth:`forward_maps` (a subclass lists them in ``_channels``)."""
+        channels = getattr(self, "_channels", None)
+        if channels is None:
+            raise NotImplementedError(f"Backbone {self.name!r} does not expose multi-scale feature maps.")
+        return list(channels)
 
     def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``(pooled features, multi-scale maps)`` for models with both pooled and dense heads.

@@ -65,10 +65,6 @@ class ConvNet(Backbone):
             maps.append(x)
         return maps
 
-    @property
-    def feature_channels(self) -> list[int]:
-        return list(self._channels)
-
     def _pool(self, fm: torch.Tensor) -> torch.Tensor:
         dims = tuple(range(2, fm.ndim))
         return fm.amax(dim=dims) if self.global_pool == "max" else fm.mean(dim=dims)

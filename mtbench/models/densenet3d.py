@@ -208,10 +208,6 @@ class DenseNet(Backbone):
         maps = self.forward_maps(x)  # the last map is ReLU(norm5), what forward() pools
         return self.pool(maps[-1]).flatten(1), maps
 
-    @property
-    def feature_channels(self) -> list[int]:
-        return list(self._channels)
-
     def load_monai_state_dict(self, state: dict[str, torch.Tensor], strict: bool = True):
         """Load a MONAI ``DenseNet`` state dict (``features.*``); its ``class_layers.*`` are ignored."""
         feats = {k: v for k, v in state.items() if k.startswith("features.")}

@@ -6,7 +6,7 @@ from typing import Sequence
 
 from torch import nn
 
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 
 _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 
@@ -104,6 +104,16 @@ def _h2(in_features: int, out_features: int, dropout: float = 0.5, **_: object) 
     )
 
 
+@register_head("dropout_linear", description="Dropout-Linear(F,C): Ruffini et al. 2024's single-task tau1 head")
+def _dropout_linear(in_features: int, out_features: int, dropout: float = 0.5, **_: object) -> nn.Module:
+    return MLPHead(in_features, out_features, dropout=dropout, input_dropout=True)
+
+
+@register_head("relu_dropout_linear", description="ReLU-Dropout-Linear(F,C): Ruffini et al. 2024's Brixia class heads")
+def _relu_dropout_linear(in_features: int, out_features: int, dropout: float = 0.5, **_: object) -> nn.Module:
+    return nn.Sequential(nn.ReLU(), nn.Dropout(dropout), nn.Linear(int(in_features), int(out_features)))
+
+
 HEAD_NAMES = ("linear", "H1", "H2")  # the paper's heads (kept for callers that list them)
 
 
@@ -116,11 +126,11 @@ def create_head(name: str, in_features: int, out_features: int, **kwargs) -> nn.
     ``"H2"``      ``Linear(F,F)-Dropout-Linear(F,F)-ReLU-Dropout-Linear(F,C)`` (no activation after the
                   first layer, as the paper describes it); PyTorch's default initialisation.
 
-    ``dropout`` defaults to 0.5 for H1/H2 (the paper's value). Unknown names raise ``ValueError``
+    ``"dropout_linear"``       ``Dropout-Linear(F,C)``, the original's single-task prognosis head.
+    ``"relu_dropout_linear"``  ``ReLU-Dropout-Linear(F,C)``, the original's Brixia class heads (global, per lung);
+                  both keep PyTorch's default initialisation, as the original.
+
+    ``dropout`` defaults to 0.5 for these heads (the paper's value). Unknown names raise ``ValueError``
     with the close matches.
     """
-    try:
-        factory = HEADS.get(name)
-    except RegistryError as err:
-        raise ValueError(str(err)) from None
-    return factory(in_features, out_features, **kwargs)
+    return HEADS.lookup(name)(in_features, out_features, **kwargs)

@@ -159,10 +159,6 @@ class PerezDelBarrioCNN(Backbone):
             maps.append(x)
         return maps
 
-    @property
-    def feature_channels(self) -> list[int]:
-        return list(self._channels)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5:
             raise ValueError(f"PerezDelBarrioCNN expects [B, C, D, H, W], got shape {tuple(x.shape)}.")

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 from mtbench.tasks import Task, ordinal_encode
 
 LossFn = Callable[..., torch.Tensor]
@@ -33,10 +33,7 @@ def list_losses() -> list[str]:
 
 
 def get_loss(name: str) -> LossFn:
-    try:
-        return LOSSES.get(name)
-    except RegistryError as err:  # ValueError, as before; the text suggests the near names
-        raise ValueError(str(err)) from None
+    return LOSSES.lookup(name)
 
 
 def task_loss(task: Task, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -108,6 +105,14 @@ def onehot_mse(output, target, task):
     """MSE between raw logits and a one-hot target (the original code of Ruffini et al. 2024)."""
     onehot = F.one_hot(target.reshape(-1).long(), output.shape[1]).to(output.dtype)
     return F.mse_loss(output, onehot, reduction="none").mean(dim=1)
+
+
+@register_loss("softmax_bce")
+def softmax_bce(output, target, task):
+    """BCE between the softmax of the logits and a one-hot target, averaged over the classes (the
+    single-task prognosis model of Ruffini et al. 2024: softmax in its forward, ``nn.BCELoss``)."""
+    onehot = F.one_hot(target.reshape(-1).long(), output.shape[1]).to(output.dtype)
+    return F.binary_cross_entropy(torch.softmax(output, dim=1), onehot, reduction="none").mean(dim=1)
 
 
 @register_loss("dice_bce")

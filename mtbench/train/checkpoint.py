@@ -58,8 +58,10 @@ def set_rng_state(state: Mapping[str, Any], train_loader: DataLoader) -> None:
 def load_resumable(path: Path, cfg) -> dict[str, Any]:
     """``last.pt`` as a dict, refused when the training configuration changed since it was written."""
     state = torch.load(path, map_location="cpu", weights_only=False)
-    saved = {k: v for k, v in state["config"].items() if k not in RESUME_IGNORES}
     now = {k: v for k, v in asdict(cfg).items() if k not in RESUME_IGNORES}
+    # A field added after the checkpoint was written counts as its default value then.
+    defaults = asdict(type(cfg)())
+    saved = {k: state["config"].get(k, defaults.get(k)) for k in set(state["config"]) | set(now) if k not in RESUME_IGNORES}
     if saved != now:
         diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
         raise ValueError(f"Cannot resume from {path}: the training configuration changed {diff}.")

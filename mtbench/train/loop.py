@@ -16,7 +16,7 @@ import copy
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -50,6 +50,12 @@ class TrainConfig:
     given. Early stopping ends training after ``patience`` epochs without improvement, but never
     before ``min_epochs``. ``amp="auto"`` enables mixed precision on CUDA only.
 
+    ``warmup_epochs``: the first epochs are never selected as the best and do not count towards
+    ``patience`` (the original code of Ruffini et al. 2024 waits 40); a run that ends inside the
+    warm-up keeps its last epoch. ``scheduler_monitor``: what a plateau scheduler watches (None: the
+    same as ``monitor``; e.g. ``"loss"``, the total validation loss, while ``monitor`` selects on
+    ``"loss.prognosis"``). ``plateau_min_lr``: the plateau scheduler's floor on the learning rate.
+
     ``checkpoint_dir``: where ``best.pt`` (best weights) and ``last.pt`` (everything needed to
     continue: model, optimiser, scheduler, scaler, loss/weighting state, history and every RNG) are
     written after each epoch. With ``resume=True`` a later ``fit`` with the same directory continues
@@ -64,10 +70,13 @@ class TrainConfig:
     scheduler: str | None = None
     plateau_factor: float = 0.5
     plateau_patience: int = 5
+    plateau_min_lr: float = 0.0
+    scheduler_monitor: str | None = None
     monitor: str = "loss"
     mode: str | None = None
     patience: int | None = None
     min_epochs: int = 0
+    warmup_epochs: int = 0
     grad_accum_steps: int = 1
     max_grad_norm: float | None = None
     device: str = "auto"
@@ -90,14 +99,23 @@ class TrainConfig:
             raise ValueError(f"mode must be None, 'min' or 'max', got {self.mode!r}.")
         if self.grad_accum_steps < 1:
             raise ValueError("grad_accum_steps must be >= 1.")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}.")
 
     def resolved_mode(self) -> str:
         if self.mode:
             return self.mode
-        if self.monitor == "loss" or self.monitor.startswith("loss."):
-            return "min"
-        metric = self.monitor.split(".", 1)[-1]
-        return "max" if higher_is_better(metric) else "min"
+        return _mode_of(self.monitor)
+
+    def scheduler_mode(self) -> str:
+        """``min``/``max`` for what the plateau scheduler watches (``scheduler_monitor`` or ``monitor``)."""
+        return self.resolved_mode() if self.scheduler_monitor in (None, self.monitor) else _mode_of(self.scheduler_monitor)
+
+
+def _mode_of(monitor: str) -> str:
+    if monitor == "loss" or monitor.startswith("loss."):
+        return "min"
+    return "max" if higher_is_better(monitor.split(".", 1)[-1]) else "min"
 
 
 @dataclass
@@ -255,15 +273,19 @@ def fit(
             val_row, val_metrics, val_losses = evaluate(model, val_loader, tasks, loss, device, amp_dtype, cfg.channels_last)
             row.update(val_row)
             score = monitor_value(cfg.monitor, row["val_loss"], val_metrics, val_losses)
+            sched_score = score if cfg.scheduler_monitor in (None, cfg.monitor) else \
+                monitor_value(cfg.scheduler_monitor, row["val_loss"], val_metrics, val_losses)
         else:
-            score = row["train_loss"]
+            score = sched_score = row["train_loss"]
         if score != score and main:  # NaN: say so (and why) instead of silently never improving
             warnings.warn(f"monitor {cfg.monitor!r} is NaN at epoch {epoch}; this epoch cannot become the best "
                           f"({row.get('val_warnings', 'no metric warning recorded')}).", RuntimeWarning, stacklevel=2)
         row["time_s"] = time.perf_counter() - t0
         history.append(row)
-        step_scheduler(scheduler, score, best.score)
-        if best.update(score, epoch, model) and ckpt_dir is not None and main:
+        step_scheduler(scheduler, sched_score, best.score if cfg.scheduler_monitor in (None, cfg.monitor) else float("nan"))
+        # Warm-up: these epochs are never the best (nor stale); one ending the run is kept as the last.
+        in_warmup = epoch <= cfg.warmup_epochs and epoch < cfg.epochs
+        if not in_warmup and best.update(score, epoch, model) and ckpt_dir is not None and main:
             atomic_save({"model": best.state, "epoch": epoch, "score": score, "monitor": cfg.monitor}, ckpt_dir / "best.pt")
         stopped_early = cfg.patience is not None and best.stale >= cfg.patience and epoch >= cfg.min_epochs
         if ckpt_dir is not None and main:
@@ -280,6 +302,8 @@ def fit(
 
 
 def _check_monitor(cfg: TrainConfig, tasks: Mapping[str, Task], val_loader) -> None:
+    if cfg.scheduler_monitor not in (None, cfg.monitor):
+        _check_monitor(replace(cfg, monitor=cfg.scheduler_monitor, scheduler_monitor=None), tasks, val_loader)
     if cfg.monitor.startswith("loss.") and cfg.monitor[len("loss."):] not in tasks:
         raise ValueError(f"monitor={cfg.monitor!r}: no task {cfg.monitor[len('loss.'):]!r} (tasks: {list(tasks)}).")
     if val_loader is None and cfg.monitor != "loss":

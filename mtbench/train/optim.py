@@ -45,10 +45,11 @@ def _sgd(params, cfg):
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-@register_scheduler("plateau", description="ReduceLROnPlateau on the monitored quantity")
+@register_scheduler("plateau", description="ReduceLROnPlateau on cfg.scheduler_monitor (default: the monitored quantity)")
 def _plateau(optimizer, cfg):
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=cfg.resolved_mode(), factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        optimizer, mode=cfg.scheduler_mode(), factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+        min_lr=cfg.plateau_min_lr,
     )
 
 

@@ -1,10 +1,12 @@
-"""Source adapters: one module per public data set, each returning a Manifest.
+"""Source adapters: one module per public data set, each returning a
+:class:`~mtbench.data.report.Manifest` ``(table, report)``.
 
-A Manifest is a pandas DataFrame with one row per image: ``sample_id`` (unique), ``patient_id``
+``table`` is a pandas DataFrame with one row per image: ``sample_id`` (unique), ``patient_id``
 (what splits group by), the path or key of the image, and one column per label (NaN where the
-label is missing). Every source module defines ``NAME``, ``DESCRIPTION`` and
-``load_manifest(root=None, **options) -> DataFrame``; register it in :data:`SOURCES` (lazily, by
-module path, so listing data sets imports no adapter until one is used).
+label is missing); ``report`` is the :class:`~mtbench.data.report.Report` of what the adapter
+counted (``report.counts``) and skipped (``report.problems``). Every source module defines
+``NAME``, ``DESCRIPTION`` and ``load_manifest(root=None, **options) -> Manifest``; register it in
+:data:`SOURCES` (lazily, by module path, so listing data sets imports no adapter until one is used).
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ def list_datasets() -> dict[str, str]:
 
 def get_source(name: str) -> ModuleType:
     """The adapter module of data set ``name`` (an unknown name raises with the close ones)."""
-    try:
-        return SOURCES.get(name)
-    except KeyError as err:
-        raise ValueError(str(err)) from None
+    return SOURCES.lookup(name)
 _SOURCES = SOURCES  # the name tests/test_data_cards.py reads
 
 

@@ -27,6 +27,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
+
 NAME = "aiforcovid"
 DESCRIPTION = "AIforCOVID (registration): DICOM CXRs of six hospitals, clinical xlsx, prognosis mild/severe, paper split files"
 PROGNOSIS_CODES = {"MILD": 0, "SEVERE": 1, "0": 0, "1": 1}
@@ -77,12 +79,13 @@ def load_manifest(
     image_column: str = "ImageFile",
     center_column: str = "Hospital",
     prognosis_column: str = "Prognosis",
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per AIforCOVID image: ``sample_id``, ``patient_id``, ``path``, ``center``, ``prognosis``.
 
     ``clinical``: xlsx file name(s) under ``root`` (default: every ``*.xlsx`` in ``root``, sorted).
     A patient has one image in AIforCOVID, so ``patient_id`` is the image id. Missing DICOM files
-    are counted in ``attrs["report"]`` and skipped.
+    are counted in the report (``report.counts["missing_files"]``) and skipped; returns a
+    :class:`~mtbench.data.report.Manifest`.
     """
     from mtbench.profiles import data_root
 
@@ -126,8 +129,6 @@ def load_manifest(
     if report["missing_files"]:
         log.info("aiforcovid: %d of %d images missing under %s.", report["missing_files"], len(out), root / image_dir)
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.report import Report
-
     validation = Report(dataset=NAME)
     for p in out.loc[~exists, "path"]:
         validation.warning("missing-file", "DICOM file of a clinical row is absent" + (": skipped" if require_image else ""), file=p)
@@ -139,9 +140,8 @@ def load_manifest(
     report.update(images=len(out), severe=int((out["prognosis"] == 1).sum()), mild=int((out["prognosis"] == 0).sum()),
                   centers=out["center"].value_counts().to_dict())
     report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
-    out.attrs["report"] = report
-    out.attrs["validation"] = validation
-    return out
+    validation.counts = report
+    return Manifest(out, validation)
 
 
 def read_split_file(path: str | Path) -> pd.DataFrame:
@@ -186,14 +186,15 @@ def read_fold_splits(split_dir: str | Path, check_disjoint: bool = True) -> pd.D
     return table
 
 
-def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, require_positive: bool = True) -> pd.DataFrame:
+def attach_splits(manifest: Manifest, splits: pd.DataFrame, fold: str, require_positive: bool = True) -> Manifest:
     """The manifest rows of one fold with a ``split`` column; split images absent from the manifest
     are an error naming them, and label disagreements between split file and xlsx too. Manifest
-    rows the fold's split files leave out are counted (``attrs["report"]["not_in_split_files"]``)
+    rows the fold's split files leave out are counted (``report.counts["not_in_split_files"]``)
     and named in a warning, never dropped silently.
 
     With ``require_positive`` (default) a fold whose test split has no SEVERE case is refused
     (:class:`~mtbench.data.validate.FoldError` naming the fold): its AUC would be undefined."""
+    manifest, before = manifest
     part = splits[splits["fold"].astype(str) == str(fold)]
     if part.empty:
         raise ValueError(f"No fold {fold!r} in the split table (folds: {sorted(splits['fold'].unique())}).")
@@ -206,7 +207,7 @@ def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, requi
         raise ValueError(f"Fold {fold!r}: split-file labels disagree with the clinical file for {merged.loc[bad, 'sample_id'].tolist()[:5]}.")
     out = merged.drop(columns=["img", "label"])
     left_out = sorted(set(manifest["sample_id"]) - set(part["img"]))
-    out.attrs["report"] = {**(manifest.attrs.get("report") or {}), "not_in_split_files": len(left_out)}
+    report = before.with_counts(not_in_split_files=len(left_out))
     if left_out:
         warnings.warn(f"Fold {fold!r}: {len(left_out)} of {len(manifest)} manifest images are in none of its split files "
                       f"(e.g. {left_out[:5]}): left out of this fold.", stacklevel=2)
@@ -215,4 +216,4 @@ def attach_splits(manifest: pd.DataFrame, splits: pd.DataFrame, fold: str, requi
 
         check_folds(out.assign(fold=str(fold)), "fold", ["prognosis"], split_column="split", split="test",
                     require_negative=False)
-    return out
+    return Manifest(out, report)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
+
 NAME = "asah"
 DESCRIPTION = "aSAH (pROC): 113 patients after subarachnoid hemorrhage, outcome Good/Poor, WFNS, S100B, NDKA (table)"
 COLUMNS = ("gos6", "outcome", "gender", "age", "wfns", "s100b", "ndka")
@@ -27,13 +29,12 @@ def default_root() -> Path:
     return data_root() / "asah"
 
 
-def load_manifest(root: str | Path | None = None, file: str = FILE) -> pd.DataFrame:
+def load_manifest(root: str | Path | None = None, file: str = FILE) -> Manifest:
     """One row per patient: the CSV's columns plus ``sample_id``, ``patient_id``, ``poor_outcome``.
 
     ``root`` is the folder holding ``asah.csv`` (default ``<data_root>/asah``) or the CSV itself.
     """
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.report import Report
 
     root = Path(root) if root is not None else default_root()
     path = root if root.suffix.lower() == ".csv" else root / file
@@ -77,6 +78,5 @@ def load_manifest(root: str | Path | None = None, file: str = FILE) -> pd.DataFr
         validation.warning("missing-label", f"{report['no_outcome']} row(s) without an outcome (kept, NaN)",
                            file=path, column="outcome")
     report["card_differences"] = compare_with_card(NAME, report, root=path.parent, report=validation)
-    out.attrs["report"] = report
-    out.attrs["validation"] = validation
-    return out
+    validation.counts = report
+    return Manifest(out, validation)

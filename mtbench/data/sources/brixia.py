@@ -22,8 +22,8 @@ the original code did with a short string (a documented assumption: the code ind
 
 Derived targets (:func:`add_brixia_targets`): per-lung scores (0-9), global score (0-18), the
 global score binned ``<=4, 5-9, 10-14, >=15`` (4 classes, the paper's *Global* structure) and
-per-lung 4-class bins (the *Lung* structure; the paper does not state the lung bin edges, so they
-are an option, default ``<=2, 3-4, 5-6, >=7``).
+per-lung 4-class bins (the *Lung* structure; the paper does not state the lung bin edges: the
+default is the original code's ``<=1, 2-4, 5-7, >=8``, an option).
 """
 
 from __future__ import annotations
@@ -35,12 +35,14 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
+
 NAME = "brixia"
 DESCRIPTION = "BrixIA (on request): DICOM CXRs with six-zone Brixia scores; zone strings kept as strings, lost zeros repaired"
 ZONES = ("A", "B", "C", "D", "E", "F")
 ZONE_COLUMNS = tuple(f"zone_{z}" for z in ZONES)
 GLOBAL_EDGES = (4, 9, 14)  # classes: <=4, 5-9, 10-14, >=15
-LUNG_EDGES = (2, 4, 6)  # classes: <=2, 3-4, 5-6, >=7 (not stated in the paper: an option)
+LUNG_EDGES = (1, 4, 7)  # classes: <=1, 2-4, 5-7, >=8 (the original code's; the paper does not state them)
 _DIGITS = re.compile(r"^[0-3]{1,6}$")
 
 
@@ -154,8 +156,9 @@ def add_brixia_targets(
 
 
 # ------------------------------------------------------------------------------- files
-def read_metadata(path: str | Path, fix_zone_strings: bool = True) -> pd.DataFrame:
-    """BrixIA's metadata CSV with the zone string read **as text** (comma or semicolon separated)."""
+def read_metadata(path: str | Path, fix_zone_strings: bool = True) -> Manifest:
+    """BrixIA's metadata CSV with the zone string read **as text** (comma or semicolon separated);
+    ``report.counts["zone_strings_short"]`` counts the zone strings shorter than 6 characters."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"BrixIA metadata not found: {path}")
@@ -166,25 +169,25 @@ def read_metadata(path: str | Path, fix_zone_strings: bool = True) -> pd.DataFra
     g = pd.to_numeric(meta.get("BrixiaScoreGlobal"), errors="coerce") if "BrixiaScoreGlobal" in meta else None
     zones, n_short = parse_zone_strings(meta["BrixiaScore"], g, fix=fix_zone_strings, source=str(path))
     out = pd.concat([meta.reset_index(drop=True), zones], axis=1)
-    out.attrs["zone_strings_short"] = n_short
-    return out
+    return Manifest(out, Report(dataset=NAME, counts={"zone_strings_short": n_short}))
 
 
-def read_split_file(path: str | Path, fix_zone_strings: bool = True, zone_labels: bool = True) -> pd.DataFrame:
+def read_split_file(path: str | Path, fix_zone_strings: bool = True, zone_labels: bool = True) -> Manifest:
     """A split file of Ruffini et al.: whitespace- or comma-separated ``img label center`` lines.
 
     A header line (``img label center``) is optional. For BrixIA (``zone_labels=True``) the label
     is the zone string, read as text and repaired (or read the original way with
-    ``fix_zone_strings=False``); ``attrs["zone_strings_short"]`` counts the short ones.
+    ``fix_zone_strings=False``); ``report.counts["zone_strings_short"]`` counts the short ones.
     """
     from mtbench.data.splits import read_split_lines
 
     table = read_split_lines(path)
+    report = Report(dataset=NAME)
     if zone_labels:
         zones, n_short = parse_zone_strings(table["label"], fix=fix_zone_strings, source=str(path))
         table = pd.concat([table, zones], axis=1)
-        table.attrs["zone_strings_short"] = n_short
-    return table
+        report.counts["zone_strings_short"] = n_short
+    return Manifest(table, report)
 
 
 def load_manifest(
@@ -196,16 +199,17 @@ def load_manifest(
     require_image: bool = True,
     global_edges: Sequence[int] = GLOBAL_EDGES,
     lung_edges: Sequence[int] = LUNG_EDGES,
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per BrixIA image: ``sample_id``, ``patient_id`` (``Subject``), ``path``, zone targets.
 
-    Missing image files are counted in ``attrs["report"]`` and skipped (``require_image=True``).
+    Missing image files are counted in the report (``report.counts["missing_files"]``) and skipped
+    (``require_image=True``); returns a :class:`~mtbench.data.report.Manifest`.
     ``center`` is the ``Manufacturer`` (BrixIA is one hospital; the column is what varies).
     """
     from mtbench.profiles import data_root
 
     root = Path(root) if root is not None else data_root() / "brixia"
-    meta = read_metadata(root / metadata, fix_zone_strings=fix_zone_strings)
+    meta, meta_report = read_metadata(root / metadata, fix_zone_strings=fix_zone_strings)
     paths = [root / image_dir / f for f in meta["Filename"]]
     exists = np.array([p.is_file() for p in paths], dtype=bool)
     out = pd.DataFrame(
@@ -230,13 +234,12 @@ def load_manifest(
     out = add_brixia_targets(out, global_edges, lung_edges)
     report = {
         "metadata_rows": len(meta),
-        "zone_strings_short": int(meta.attrs.get("zone_strings_short", 0)),
+        "zone_strings_short": int(meta_report.counts["zone_strings_short"]),
         "zone_strings_fixed": bool(fix_zone_strings),
         "missing_files": int((~exists).sum()),
         "missing_examples": out.loc[~exists, "sample_id"].head(10).tolist(),
     }
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.report import Report
 
     validation = Report(dataset=NAME)
     for p in out.loc[~exists, "path"]:
@@ -251,6 +254,5 @@ def load_manifest(
         out = out[exists].reset_index(drop=True)
     report["images"] = len(out)
     report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
-    out.attrs["report"] = report
-    out.attrs["validation"] = validation
-    return out
+    validation.counts = report
+    return Manifest(out, validation)

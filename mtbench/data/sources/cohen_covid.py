@@ -12,14 +12,15 @@ References: J. P. Cohen et al., "COVID-19 Image Data Collection: Prospective Pre
 Future", arXiv:2006.11988; A. Signoroni et al., "BS-Net: learning COVID-19 pneumonia severity on a
 large chest X-ray dataset", Medical Image Analysis 2021.
 
-What the adapter does (every choice is an option, every drop is counted in ``attrs["report"]``):
+What the adapter does (every choice is an option, every drop is counted in the report it returns,
+``load_manifest(...).report.counts``):
 
 * keeps X-ray rows whose ``view`` is frontal (``PA``, ``AP``, ``AP Supine``, ``AP semi erect``, ...);
 * **missing image files** (the collection's rows whose file is not in the clone) are counted,
   listed in the report and skipped;
-* every skip is also a :class:`~mtbench.data.validate.Problem` in ``attrs["validation"]`` (a
-  :class:`~mtbench.data.validate.Report`), and the counts are compared with the data card
-  ``mtbench/data_cards/cohen_covid.md`` (differences in ``report["card_differences"]`` and as warnings);
+* every skip is also a :class:`~mtbench.data.report.Problem` of that
+  :class:`~mtbench.data.report.Report`, and the counts are compared with the data card
+  ``mtbench/data_cards/cohen_covid.md`` (differences in ``counts["card_differences"]`` and as warnings);
 * **duplicated file names**: the collection lists five file names twice under two patient ids;
   each file becomes one sample, and the patient ids that share a file are merged into one group
   (``patient_id = "285+339"``) so that a patient-grouped split can never put the same image in
@@ -42,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from mtbench.data.report import Manifest, Report
 
 from mtbench.profiles import data_root
 
@@ -168,7 +171,7 @@ def load_manifest(
     brixia: bool = True,
     brixia_rater: str = "senior",
     require_image: bool = True,
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per frontal X-ray image of the collection found on disk.
 
     Parameters
@@ -187,14 +190,14 @@ def load_manifest(
 
     Returns
     -------
-    DataFrame with ``sample_id`` (the file name), ``patient_id`` (merged group), ``path``,
+    :class:`~mtbench.data.report.Manifest`: a table with ``sample_id`` (the file name), ``patient_id`` (merged group), ``path``,
     ``dataset``, ``center`` (the ``location`` column), ``view``, outcome columns, ``prognosis``
     (1 severe / 0 mild / NaN), ``zone_A..zone_F``, ``brixia_zones`` (6-char string),
     ``brixia_right`` (A+B+C), ``brixia_left`` (D+E+F), ``brixia_global`` (0-18),
-    ``geographic_extent``, ``opacity``. ``attrs["report"]`` counts what was kept and dropped and why.
+    ``geographic_extent``, ``opacity``; and a report whose ``counts`` say what was kept and dropped
+    and why, and whose ``problems`` name every skipped row.
     """
     from mtbench.data.cards import compare_with_card
-    from mtbench.data.report import Report
 
     root = Path(root) if root is not None else default_root()
     if not root.is_dir():
@@ -315,13 +318,13 @@ def load_manifest(
                                "(absent from the clone or not frontal)", file=str(root / BRIXIA_FILE))
     # Counts against the data card (mtbench/data_cards/cohen_covid.md): differences are reported, not raised.
     report["card_differences"] = compare_with_card(NAME, report, root=root, report=validation)
-    out.attrs["report"] = report
-    out.attrs["validation"] = validation
-    return out
+    validation.counts = report
+    return Manifest(out, validation)
 
 
-def format_report(report: dict) -> str:
-    """A few readable lines from ``manifest.attrs["report"]``."""
+def format_report(report: Report | dict) -> str:
+    """A few readable lines from the report of :func:`load_manifest` (or its ``counts``)."""
+    report = report.counts if isinstance(report, Report) else report
     lines = [
         f"metadata rows {report['metadata_rows']}; non-X-ray {report['not_xray']}; non-frontal {report.get('not_frontal', 0)}",
         f"duplicated file names {len(report['duplicated_filenames'])} -> merged patient groups {report['merged_patient_groups']}",

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
+
 from mtbench.data.sources import dataset_folder
 
 NAME = "cq500"
@@ -109,10 +111,11 @@ def select_series(candidates: list[dict], min_slices: int = 20) -> dict | None:
     return min(ok, key=lambda c: (c["thickness"], "PLAIN" not in c["description"].upper(), -c["n_slices"]))
 
 
-def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv", min_slices: int = 20) -> pd.DataFrame:
+def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv", min_slices: int = 20) -> Manifest:
     """One row per study with an image: ``sample_id`` (``CQ500-CT-<n>``), ``patient_id`` (the same:
     one study per patient), ``path`` (the chosen series folder), ``series``, ``n_series``, finding
-    columns (:data:`FINDINGS`, majority vote) and per-reader columns."""
+    columns (:data:`FINDINGS`, majority vote) and per-reader columns; and a report whose ``counts``
+    say what was left out."""
     root = dataset_folder(root, DEFAULT_FOLDER, "CQ500", (
         "Download the studies and reads.csv from "
         "http://headctstudy.qure.ai/dataset (see mtbench/data_cards/cq500.md) or set MTBENCH_DATA_ROOT."))
@@ -139,7 +142,7 @@ def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv
     first = ["sample_id", "patient_id", "path", "series", "n_series", *FINDINGS]
     out = out[first + [c for c in out.columns if c not in first]].reset_index(drop=True)
     no_image = sorted(table.loc[~table["study"].isin(img["study"]), "name"].tolist())
-    out.attrs["report"] = {
+    report = Report(dataset=NAME, counts={
         "root": str(root),
         "scans": len(out),
         "reads_without_image": len(no_image),  # counted for the run's data_sources.json
@@ -147,13 +150,13 @@ def load_manifest(root: str | os.PathLike | None = None, reads: str = "reads.csv
         "studies_without_reads": sorted(f"CQ500-CT-{n}" for n in set(studies) - set(table["study"])),
         "reads_without_study": sorted(table.loc[~table["study"].isin(studies), "name"].tolist()),
         "studies_without_usable_series": no_series,
-    }
+    })
     if no_image and not out.empty:  # the inner merge leaves these reads out: say so, never silently
         warnings.warn(f"CQ500: {len(no_image)} of {len(table)} rows of {reads} have no study folder with a usable "
-                      f"series in {str(root)!r} (e.g. {no_image[:5]}): left out. See attrs['report'].", stacklevel=2)
+                      f"series in {str(root)!r} (e.g. {no_image[:5]}): left out. See the report's counts.", stacklevel=2)
     if out.empty:
         raise ValueError(
             f"No CQ500 study with a usable series in {str(root)!r} ({len(studies)} study folder(s); "
             f"without a thin plain axial series: {no_series[:5]}; reads.csv has {len(table)} rows)."
         )
-    return out
+    return Manifest(out, report)

@@ -22,7 +22,7 @@ Labels exactly as the paper derived them:
 ``age_80``     1 if age >= 80.
 
 The published set has 261 volumes (99 good, 162 poor). :func:`load_manifest` reports what it
-found against that (``manifest.attrs["report"]``, :func:`report_text`): images without a clinical
+found against that (the returned report's ``counts``, :func:`report_text`): images without a clinical
 row are kept (their GCS and age labels are missing, so those heads are masked), clinical rows
 without an image are counted and listed, never silently dropped.
 """
@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from mtbench.data.report import Manifest, Report
 
 from mtbench.data.sources import dataset_folder
 
@@ -96,9 +98,10 @@ def load_manifest(
     root: str | os.PathLike | None = None,
     clinical: str | os.PathLike | None = None,
     require_clinical: bool = False,
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per CT volume: ``sample_id``, ``patient_id``, ``path``, ``folder``, ``prognosis``,
-    ``age``, ``gcs``, ``age_80``, ``gcs_bin``, ``gcs_ord``.
+    ``age``, ``gcs``, ``age_80``, ``gcs_bin``, ``gcs_ord``; and a report whose ``counts`` compare
+    what was found with the published set (:func:`report_text`).
 
     Parameters
     ----------
@@ -188,7 +191,7 @@ def load_manifest(
         }
     )
     n_good, n_poor = int((out["prognosis"] == 0).sum()), int((out["prognosis"] == 1).sum())
-    out.attrs["report"] = {
+    report = Report(dataset=NAME, counts={
         "root": str(root),
         "clinical": str(clin_path),
         "n": len(out),
@@ -200,13 +203,15 @@ def load_manifest(
         "missing_age": int(age.isna().sum()),
         "missing_gcs": int(gcs.isna().sum()),
         "other_files": other_files,
-    }
-    return out
+    })
+    return Manifest(out, report)
 
 
-def report_text(manifest: pd.DataFrame) -> str:
-    """What :func:`load_manifest` found, against the published 261 = 99 good + 162 poor."""
-    r: dict[str, Any] = manifest.attrs.get("report") or {}
+def report_text(manifest: Manifest | Report) -> str:
+    """What :func:`load_manifest` found (its :class:`~mtbench.data.report.Manifest` or report),
+    against the published 261 = 99 good + 162 poor."""
+    report = manifest.report if isinstance(manifest, Manifest) else manifest
+    r: dict[str, Any] = report.counts if isinstance(report, Report) else {}
     if not r:
         return "No load report on this table."
     p = r["published"]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mtbench.data.report import Manifest, Report
+
 from mtbench.data.sources import dataset_folder
 
 NAME = "rsna_ich"
@@ -61,9 +63,10 @@ def load_manifest(
     labels: str = "stage_2_train.csv",
     images: str = "stage_2_train",
     studies_dir: str | os.PathLike | None = None,
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per study: ``sample_id`` (StudyInstanceUID), ``patient_id`` (PatientID), ``path``
-    (the study's folder of links), ``n_slices``, and the :data:`SUBTYPES` columns (max over slices).
+    (the study's folder of links), ``n_slices``, and the :data:`SUBTYPES` columns (max over slices);
+    and a report whose ``counts`` say what was left out.
 
     ``studies_dir``: where the per-study link folders go (default ``~/.cache/mtbench/rsna_ich_studies``).
     """
@@ -104,7 +107,7 @@ def load_manifest(
         studies.append({"sample_id": uid, "patient_id": patients[0], "path": str(folder), "n_slices": len(g),
                         **{s: float(g[s].max()) for s in SUBTYPES}})
     out = pd.DataFrame(studies, columns=["sample_id", "patient_id", "path", "n_slices", *SUBTYPES])
-    out.attrs["report"] = {
+    report = Report(dataset=NAME, counts={
         "root": str(root),
         "images": len(slices),
         "studies": len(out),
@@ -112,8 +115,8 @@ def load_manifest(
         "labelled_slices_without_file": missing,
         "labels_without_file": len(missing),  # counted for the run's data_sources.json
         "files_without_labels": unlabelled,
-    }
+    })
     if missing:  # labelled slices without a file are left out of their study: say so, never silently
         warnings.warn(f"RSNA ICH: {len(missing)} labelled slice(s) have no file in {str(img_dir)!r} "
                       f"(e.g. {missing[:5]}): left out of their studies.", stacklevel=2)
-    return out
+    return Manifest(out, report)

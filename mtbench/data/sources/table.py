@@ -14,7 +14,7 @@ paths are relative to the table's folder. The task columns and their kinds are g
 ``multiclass``, ``ordinal`` (integer codes 0..K-1) and ``regression``; text classes are coded in
 sorted order and the coding is reported.
 
-What it assumes, it says (``manifest.attrs["report"]["assumed"]``): column names are stripped of
+What it assumes, it says (``load_manifest(...).report.counts["assumed"]``): column names are stripped of
 spaces and matched without case; without a patient column every image is its own patient; rows
 whose image is missing are dropped, counted and listed. A ``split`` or ``fold`` column is checked
 for patients in two splits (refused). Errors name the column (and rows).
@@ -30,6 +30,8 @@ from typing import Mapping
 
 import numpy as np
 import pandas as pd
+
+from mtbench.data.report import Manifest, Report
 
 NAME = "table"
 DESCRIPTION = "Your own data: a CSV/XLSX of image paths (2D files, DICOM series folders, NIfTI) and task columns"
@@ -91,10 +93,10 @@ def load_manifest(
     image_column: str = "image",
     patient_column: str | None = "patient",
     centre_column: str | None = "centre",
-) -> pd.DataFrame:
+) -> Manifest:
     """One row per image with an existing file: ``sample_id``, ``patient_id``, ``path``, ``centre``
-    (when given) and the task columns coded as numbers. ``root``: the table file, or its folder with
-    ``table`` the file name."""
+    (when given) and the task columns coded as numbers; and a report whose ``counts`` say what was
+    left out and assumed. ``root``: the table file, or its folder with ``table`` the file name."""
     if root is None and table is None:
         raise ValueError("table: pass the CSV/XLSX file (data.table=labels.csv).")
     path = Path(table) if root is None else Path(root) / table if table is not None else Path(root)
@@ -139,7 +141,7 @@ def load_manifest(
         from mtbench.data.validate import check_splits
 
         check_splits(out)  # raises LeakageError naming the patients in two splits
-    out.attrs["report"] = {
+    report = Report(dataset=NAME, counts={
         "table": str(path),
         "root": str(path),
         "images": len(out),
@@ -148,10 +150,10 @@ def load_manifest(
         "tasks": task_kinds,
         "codings": codings,
         "assumed": assumed,
-    }
+    })
     if out.empty:
         raise ValueError(f"{path}: none of the {len(missing)} image path(s) in column {img_col!r} exists, e.g. {missing[:3]}.")
-    return out
+    return Manifest(out, report)
 
 
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, keep_aspect: bool = True) -> np.ndarray:
@@ -188,12 +190,13 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
-def make_tasks(manifest: pd.DataFrame) -> dict:
-    """The :class:`~mtbench.tasks.Task` of each task column of a :func:`load_manifest` table (kinds
-    from its report; classes of a multiclass/ordinal task: its highest code + 1, text codings named)."""
+def make_tasks(manifest: Manifest) -> dict:
+    """The :class:`~mtbench.tasks.Task` of each task column of what :func:`load_manifest` returns
+    (kinds from its report; classes of a multiclass/ordinal task: its highest code + 1, text codings named)."""
     from mtbench.tasks import Task
 
-    rep = manifest.attrs.get("report") or {}
+    manifest, report = manifest
+    rep = report.counts
     tasks = {}
     for name, kind in rep.get("tasks", {}).items():
         coding = (rep.get("codings") or {}).get(name)

@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mtbench.registry import Registry, RegistryError
+from mtbench.registry import Registry
 
 WEIGHTINGS = Registry("weighting")
 
@@ -32,11 +32,7 @@ def create_weighting(name: str | "Weighting", tasks: Sequence[str], **kwargs) ->
     """Build a weighting strategy by name for the given task names."""
     if isinstance(name, Weighting):
         return name
-    try:
-        cls = WEIGHTINGS.get(name)
-    except RegistryError as err:  # ValueError, as before; the text suggests the near names
-        raise ValueError(str(err)) from None
-    return cls(list(tasks), **kwargs)
+    return WEIGHTINGS.lookup(name)(list(tasks), **kwargs)
 
 
 class Weighting(nn.Module):
