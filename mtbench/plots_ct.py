@@ -182,7 +182,8 @@ def plot_segmentation_slices(
     window=None,
     title: str | None = None,
 ):
-    """Axial slices through the lesion: true mask contour in green, predicted in red.
+    """Axial slices through the lesion: true mask contour in green, predicted in red, with the
+    patient-direction letters (:func:`orientation_letters`) on each slice.
 
     ``volume`` ``[D, H, W]`` (HU with a ``window`` name, or an already windowed input with
     ``window=None``); slices are chosen evenly over the extent of the union of both masks (the whole
@@ -203,6 +204,7 @@ def plot_segmentation_slices(
         for m, colour in ((true_mask, "lime"), (pred_mask, "r")):
             if m is not None and np.asarray(m)[k].any():
                 ax.contour(np.asarray(m)[k].astype(float), levels=[0.5], colors=colour, linewidths=0.8)
+        orientation_letters(ax, "axial", fontsize=6)
         ax.set_title(f"z={k}", fontsize=8)
         ax.axis("off")
     return _finish(fig, title, fontsize=9)

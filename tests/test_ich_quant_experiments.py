@@ -29,7 +29,7 @@ def test_registered_and_labelled_reinterpretations():
             cfg = mod.default_config(profile)
             assert cfg["reinterpretation"] is True and cfg["profile"] == profile
     assert gong2023.default_config("full")["data"]["source"] == "ich_ct"
-    assert hirano2021.default_config("smoke")["data"]["phantom"]["growth_prevalence"] == 0.15
+    assert hirano2021.default_config("smoke")["data"]["phantom"]["growth_prevalence"] < 0.5  # growth is the rare class
 
 
 def test_gong_units_put_downstream_after_joint():
@@ -132,7 +132,7 @@ def test_smoke_worlds_are_learnable():
     drop = ("n_patients", "shape")
     assert phantom_known_answer(n_mc=3000, **{k: v for k, v in g.items() if k not in drop})["bayes_auc"]["prognosis"] > 0.85
     ka = phantom_known_answer(n_mc=3000, **{k: v for k, v in h.items() if k not in drop})
-    assert ka["bayes_auc"]["growth"] > 0.85 and abs(ka["prevalence"]["growth"] - 0.15) < 0.03
+    assert ka["bayes_auc"]["growth"] > 0.85 and abs(ka["prevalence"]["growth"] - h["growth_prevalence"]) < 0.03
 
 
 def test_gong_encoder_switch_to_an_inflated_3d_resnet(tmp_path):
@@ -196,3 +196,18 @@ def test_gong_run_with_the_3d_resnet_switch():
     assert not any(p.requires_grad for p in down.backbone.parameters())
     p = r.predictions["upstream_downstream/seed0"]
     assert np.isfinite(p["volume.pred"]).all() and p["volume.pred"].std() > 0
+
+
+
+def test_hirano_smoke_growth_is_told_by_the_mask_volume():
+    """In the drawn smoke world the measured clot volume (the mask's) alone ranks growth well, so a
+    model that finds the clot can reach the balanced-accuracy target; the full profile keeps no schedule."""
+    from sklearn.metrics import roc_auc_score
+
+    from mtbench.data.phantom import make_head_ct_phantom
+
+    cfg = hirano2021.default_config("smoke")
+    t = make_head_ct_phantom(**{**cfg["data"]["phantom"], "n_patients": 150}).table
+    assert roc_auc_score(t["growth"], t["hematoma_ml"]) > 0.9
+    assert 0.2 < t["growth"].mean() < 0.45
+    assert cfg["train"]["scheduler"] == "cosine" and hirano2021.default_config("full")["train"]["scheduler"] is None
